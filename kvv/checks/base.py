@@ -1,0 +1,97 @@
+"""The shape of a check: items to run, and how each item is judged.
+
+A check builds its items from the run context without touching the network (so `kvv plan`
+can count them); the runner executes them through `send`, which is the client's `chat`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+from ..exchange import Exchange
+from ..verdict import ERROR, FAIL, PASS, TRANSIENT_CLASSES
+
+Send = Callable[[dict[str, Any]], Awaitable[Exchange]]
+
+
+@dataclass
+class Outcome:
+    verdict: str                 # pass | fail | error (items are never inconclusive)
+    message: str
+    exchange: Exchange | None = None   # the exchange that shows why (evidence)
+
+
+@dataclass
+class Item:
+    """One unit of evidence: usually one request and one expectation."""
+
+    id: str
+    requests: list[dict[str, Any]]
+    judge: Callable[[list[Exchange]], Outcome] | None = None
+    mode: str | None = None                  # "thinking" | "non-thinking" | None
+    token_ceiling: int | None = None         # completion tokens at most; None: server default
+    # Items whose later requests depend on earlier answers override `execute`.
+    run: Callable[[Send], Awaitable[Outcome]] | None = None
+
+    @property
+    def digest(self) -> str:
+        """Stable hash of everything sent: resume reuses an item only if this matches."""
+        blob = json.dumps(self.requests, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    async def execute(self, send: Send) -> Outcome:
+        if self.run is not None:
+            return await self.run(send)
+        exchanges = []
+        for body in self.requests:
+            ex = await send(body)
+            exchanges.append(ex)
+            problem = transport_problem(ex)
+            if problem is not None:
+                return problem
+        assert self.judge is not None
+        return self.judge(exchanges)
+
+
+@dataclass
+class Context:
+    """Everything a check may read to build its items."""
+
+    model: str
+    profile: Any                 # kvv.profile.Profile
+    think_mode: str              # kimi | opensource | none
+    options: dict[str, Any] = field(default_factory=dict)   # checks.<id>.* from the config
+
+
+@dataclass
+class Check:
+    id: str
+    title: str
+    detects: str                 # the deployment fault this check catches, one line
+    suites: tuple[str, ...]
+    build: Callable[[Context], list[Item]]
+    options: dict[str, Any] = field(default_factory=dict)   # option name -> default
+
+
+def transport_problem(ex: Exchange) -> Outcome | None:
+    """An outcome for an exchange that failed below the level a check judges, else None.
+
+    Transient failures (429, 5xx, timeouts, dropped connections) left after retries mean kvv
+    could not run the item: `error`. A broken stream or malformed body is the vendor's
+    defect: `fail`. Neither is ever a pass.
+    """
+    if ex.error is None:
+        return None
+    verdict = ERROR if ex.error in TRANSIENT_CLASSES else FAIL
+    return Outcome(verdict, f"{ex.error}: {ex.error_detail}".rstrip(": "), ex)
+
+
+def passed(message: str, ex: Exchange | None = None) -> Outcome:
+    return Outcome(PASS, message, ex)
+
+
+def failed(message: str, ex: Exchange | None = None) -> Outcome:
+    return Outcome(FAIL, message, ex)
