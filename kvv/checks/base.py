@@ -12,7 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 from ..exchange import Exchange
+from ..thinking import thinking_fields
 from ..verdict import ERROR, FAIL, PASS, TRANSIENT_CLASSES
+
+PROMPT = "Say 'OK' and nothing else."
+# For checks that need an answer longer than a few tokens.
+LONG_PROMPT = "Write the numbers from 1 to 100 in words, separated by commas."
 
 Send = Callable[[dict[str, Any]], Awaitable[Exchange]]
 
@@ -49,7 +54,7 @@ class Item:
         for body in self.requests:
             ex = await send(body)
             exchanges.append(ex)
-            problem = transport_problem(ex)
+            problem = transport_problem(ex) or access_problem(ex)
             if problem is not None:
                 return problem
         assert self.judge is not None
@@ -64,6 +69,17 @@ class Context:
     profile: Any                 # kvv.profile.Profile
     think_mode: str              # kimi | opensource | none
     options: dict[str, Any] = field(default_factory=dict)   # checks.<id>.* from the config
+
+    def modes(self) -> tuple[str, ...]:
+        """Thinking modes kvv can test: with no request format it only gets the server default."""
+        if self.think_mode == "none":
+            return (self.profile.default_mode,)
+        return self.profile.modes
+
+    def body(self, mode: str, prompt: str = PROMPT, **fields: Any) -> dict[str, Any]:
+        """A minimal request in `mode`, plus `fields`."""
+        thinking = thinking_fields(self.think_mode, mode == "thinking") if len(self.profile.modes) > 1 else {}
+        return {"model": self.model, "messages": [{"role": "user", "content": prompt}], **thinking, **fields}
 
 
 @dataclass
@@ -87,6 +103,20 @@ def transport_problem(ex: Exchange) -> Outcome | None:
         return None
     verdict = ERROR if ex.error in TRANSIENT_CLASSES else FAIL
     return Outcome(verdict, f"{ex.error}: {ex.error_detail}".rstrip(": "), ex)
+
+
+def access_problem(ex: Exchange) -> Outcome | None:
+    """401/403/404 mean the key, URL or model is wrong: kvv cannot judge anything."""
+    if ex.status in (401, 403, 404):
+        return Outcome(ERROR, f"HTTP {ex.status}: {error_message(ex)} (check the API key, base URL and model)", ex)
+    return None
+
+
+def error_message(ex: Exchange) -> str:
+    body = ex.error_body
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        return str(body["error"].get("message", ""))[:200]
+    return ex.body_excerpt[:200]
 
 
 def passed(message: str, ex: Exchange | None = None) -> Outcome:

@@ -1,0 +1,255 @@
+"""The kvv action's entrypoint (github-action.md §1).
+
+Outside GitHub it *is* `kvv`: `docker run IMAGE run --base-url …` takes the same arguments.
+With GITHUB_ACTIONS=true it turns the action's INPUT_* variables into a `kvv run` command,
+runs it with the API key in the child's environment (never in argv), and then, whatever the
+run's outcome, writes the job summary, the step outputs and the annotations, and exits with
+the run's code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+from pathlib import Path
+
+import kvv
+from kvv.redact import Redactor
+from kvv.report import github, markdown
+
+# input -> `kvv run` option. Every input of action.yml is here, in FLAGS, or special below.
+OPTIONS = {
+    "base-url": "--base-url", "model": "--model", "profile": "--profile",
+    "think-mode": "--think-mode", "suite": "--suite", "config": "--config", "fail-on": "--fail-on",
+    "only": "--only", "skip": "--skip", "concurrency": "--concurrency", "timeout": "--timeout",
+    "max-retries": "--max-retries",
+}
+FLAGS = {"resume": "--resume", "allow-insecure-http": "--allow-insecure-http", "simulate": "--simulate"}
+# action.yml's defaults, which are also the CLI's (a test keeps the three in step). An input
+# left at its default is not passed on, so a config file can still set that option.
+DEFAULTS = {
+    "output-dir": "kvv-out", "profile": "kimi-k3", "suite": "preflight", "fail-on": "fail",
+    "concurrency": "4", "timeout": "120", "max-retries": "4",
+}
+KEY_ENVS = ("KVV_API_KEY", "KIMI_API_KEY")              # what the CLI reads the key from
+BASE_URL_ENVS = ("KVV_BASE_URL", "KIMI_BASE_URL")
+TRUE, FALSE = ("true", "True", "TRUE"), ("false", "False", "FALSE")   # toolkit getBooleanInput
+SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# This file sits beside the kvv package (repo root, /app in the image); the child imports
+# kvv from there whether or not it is pip-installed.
+PACKAGE_ROOT = str(Path(kvv.__file__).resolve().parent.parent)
+TAIL_LINES = 20
+
+
+class InputError(Exception):
+    """An action input is missing or malformed: exit 2."""
+
+
+def main(argv: list[str]) -> int:
+    if os.environ.get("GITHUB_ACTIONS") != "true":
+        from kvv.cli import main as kvv_main
+        kvv_main(argv)          # click exits with the run's code
+        return 0
+    return action()
+
+
+def action() -> int:
+    key = read_input("api-key")
+    # Masks first: nothing may print a secret before the runner knows to hide it.
+    secrets = {key, *(os.environ.get(name) for name in KEY_ENVS)} - {None, ""}
+    for secret in sorted(secrets):
+        print(github.add_mask(secret), flush=True)
+    output_dir = Path(read_input("output-dir") or DEFAULTS["output-dir"])
+    try:
+        args = kvv_args(output_dir, key)
+    except InputError as exc:
+        return finish_without_results(2, str(exc), output_dir, [])
+
+    results_file = output_dir / "results.json"
+    results_file.unlink(missing_ok=True)       # never report a previous run's results
+    rc, tail = run_kvv(args, key, Redactor(*secrets))
+    try:
+        results = json.loads(results_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        # A crash exits 1 like a failed run; without results kvv proved nothing either way.
+        rc = 3 if rc in (0, 1) else rc
+        return finish_without_results(rc, f"kvv exited with code {rc} before writing results.json",
+                                      output_dir, tail)
+    return finish(rc, results, output_dir)
+
+
+# --- inputs --------------------------------------------------------------------------------
+
+def read_input(name: str) -> str | None:
+    """`INPUT_API-KEY` as the runner sets it, else `INPUT_API_KEY` (shells, buildah); empty is unset."""
+    upper = name.upper()
+    for var in (f"INPUT_{upper}", f"INPUT_{upper.replace('-', '_')}"):
+        value = os.environ.get(var, "").strip()
+        if value:
+            return value
+    return None
+
+
+def read_boolean(name: str) -> bool:
+    value = read_input(name)
+    if value is None or value in FALSE:
+        return False
+    if value in TRUE:
+        return True
+    raise InputError(f"input '{name}' must be true or false, got {value!r}")
+
+
+def split_list(value: str | None) -> list[str]:
+    """Newline- or comma-separated, as lists in action inputs are written."""
+    return [part.strip() for part in (value or "").replace("\n", ",").split(",") if part.strip()]
+
+
+def kvv_args(output_dir: Path, key: str | None) -> list[str]:
+    """The `kvv run` arguments for the inputs; raises InputError for bad ones."""
+    simulate = read_boolean("simulate")
+    args = []
+    for name, option in OPTIONS.items():
+        value = read_input(name)
+        if value is None or value == DEFAULTS.get(name):
+            continue
+        args += [option, ",".join(split_list(value)) if name in ("only", "skip") else value]
+    # Always explicit: this process must know where results.json will be.
+    args += ["--output-dir", str(output_dir)]
+    args += [flag for name, flag in FLAGS.items() if read_boolean(name)]
+    for fault in split_list(read_input("simulate-faults")):
+        args += ["--sim-fault", fault]
+    if key:
+        args += ["--api-key-env", "KVV_API_KEY"]   # the input wins over a config's api-key-env
+    endpoint = read_input("base-url") or read_input("config") or any(map(os.environ.get, BASE_URL_ENVS))
+    if not (endpoint or simulate):
+        raise InputError("no endpoint: set the 'base-url' input (or 'config', or 'simulate: true')")
+    if not (key or simulate or any(map(os.environ.get, KEY_ENVS))):
+        print(github.command("warning", "no API key: set the 'api-key' input or KVV_API_KEY "
+                             "(secrets are not passed to workflows triggered from forks)"))
+    return args
+
+
+# --- the run -------------------------------------------------------------------------------
+
+def child_env(key: str | None) -> dict[str, str]:
+    """The environment for `kvv run`: the step's, minus what a workflow could have poisoned."""
+    env = {name: value for name, value in os.environ.items()
+           if not name.startswith(("INPUT_", "PYTHON"))}
+    home = env.get("HOME", "")
+    env.update(PATH=SAFE_PATH, HOME=home if os.path.isabs(home) and os.path.isdir(home) else "/tmp",
+               PYTHONPATH=PACKAGE_ROOT, PYTHONUNBUFFERED="1", PYTHONIOENCODING="utf-8")
+    if key:
+        env["KVV_API_KEY"] = key
+    return env
+
+
+def run_kvv(args: list[str], key: str | None, redact: Redactor) -> tuple[int, list[str]]:
+    """Run `kvv run`, echoing its output where it cannot issue workflow commands.
+
+    Returns the exit code and the last lines of output.
+    """
+    # -P: the workspace (cwd) must not shadow the kvv package.
+    command = [sys.executable, "-P", "-m", "kvv", "run", *args]
+    child = subprocess.Popen(command, env=child_env(key), stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, encoding="utf-8", errors="replace")
+    # A cancelled job stops this process; pass it on so kvv closes its journal.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda sig, frame: child.send_signal(sig))
+    start, end = github.stop_markers()
+    print(start, flush=True)
+    tail: deque[str] = deque(maxlen=TAIL_LINES)
+    for line in child.stdout:
+        line = redact.text(line)
+        sys.stdout.write(line)
+        tail.append(line.rstrip("\n"))
+    rc = child.wait()
+    print(end, flush=True)
+    return rc, list(tail)
+
+
+# --- reporting back to GitHub --------------------------------------------------------------
+
+def finish(rc: int, results: dict, output_dir: Path) -> int:
+    summary_file = output_dir / "summary.md"
+    budget = github.SUMMARY_LIMIT - _size(os.environ.get("GITHUB_STEP_SUMMARY"))
+    text = summary_file.read_text(encoding="utf-8") if summary_file.exists() else markdown.render(results)
+    if len(text.encode("utf-8")) > budget:
+        text = markdown.render(results, max_bytes=budget)      # cut whole sections, with a note
+    write_back(rc, results.get("verdict", "error"), text, output_dir,
+               summary_file if summary_file.exists() else None)
+    config = results.get("config_file") or read_input("config")
+    for line in github.annotations(results, workspace_relative(config) if config else None):
+        print(line)
+    return rc
+
+
+def finish_without_results(rc: int, reason: str, output_dir: Path, tail: list[str]) -> int:
+    """What went wrong, where the user looks: an error annotation, the summary, the outputs."""
+    last = next((line for line in reversed(tail) if line.strip()), "")
+    print(github.command("error", f"{reason}: {last}" if last else reason, title="kvv"))
+    text = f"## 🛑 kvv: ERROR — kvv could not run (exit {rc})\n\n{markdown.inline(reason, 1000)}\n"
+    if tail:
+        text += "\nThe last lines kvv printed:\n\n" + markdown.fence("\n".join(tail)) + "\n"
+    write_back(rc, "error", text, output_dir, None)
+    return rc
+
+
+def write_back(rc: int, verdict: str, summary: str, output_dir: Path, summary_file: Path | None) -> None:
+    if os.environ.get("GITHUB_STEP_SUMMARY"):
+        github.append_summary(os.environ["GITHUB_STEP_SUMMARY"], summary)
+    if os.environ.get("GITHUB_OUTPUT"):
+        results_file = output_dir / "results.json"
+        github.write_outputs(os.environ["GITHUB_OUTPUT"], {
+            "verdict": verdict,
+            "results-json": workspace_relative(results_file) if results_file.exists() else "",
+            "summary-file": workspace_relative(summary_file) if summary_file else "",
+            "exit-code": rc,
+        })
+    give_back_to_workspace_owner(output_dir)
+
+
+def workspace() -> Path:
+    return Path(os.environ.get("GITHUB_WORKSPACE") or os.getcwd()).resolve()
+
+
+def workspace_relative(path: str | Path) -> str:
+    """A path later steps can use: relative to the workspace (the container's mount point
+    means nothing on the host), else as it is."""
+    resolved = Path(path).resolve()
+    try:
+        return str(resolved.relative_to(workspace()))
+    except ValueError:
+        return str(path)
+
+
+def give_back_to_workspace_owner(output_dir: Path) -> None:
+    """Files this root process made in the workspace go to the workspace's owner, so a
+    self-hosted runner's next checkout can clean them (github-action.md §1.4)."""
+    root = workspace()
+    try:
+        owner = root.stat()
+        relative = output_dir.resolve().relative_to(root)
+    except (OSError, ValueError):
+        return
+    if os.geteuid() != 0 or owner.st_uid == 0 or not relative.parts:
+        return
+    top = root / relative.parts[0]             # parents kvv created belong to the owner too
+    for path in [top, *top.rglob("*")] if top.exists() else []:
+        if path.lstat().st_uid == 0:
+            os.lchown(path, owner.st_uid, owner.st_gid)
+
+
+def _size(path: str | None) -> int:
+    try:
+        return os.path.getsize(path) if path else 0
+    except OSError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,28 @@
+"""The check registry: every check kvv can run, in report order."""
+
+from __future__ import annotations
+
+from ..profile import Profile
+from .base import Check, Context, Item, Outcome
+from . import effects, params, streaming, thinking_toggle
+
+# Parameters the built-in profiles pin; a user's profile may pin more, and gets a check for each.
+STANDARD_PARAMETERS = ("temperature", "top_p", "presence_penalty", "frequency_penalty", "n")
+SUITES = ("preflight",)
+
+
+def registry(profile: Profile | None = None) -> list[Check]:
+    """All checks, with a parameter check for every parameter the profile pins."""
+    parameters = list(STANDARD_PARAMETERS)
+    if profile is not None:
+        parameters += [p for p in profile.parameters if p not in parameters]
+    return [
+        *effects.CHECKS[:1],                      # baseline first: nothing else means much without it
+        *[params.param_check(p) for p in parameters],
+        *effects.CHECKS[1:],
+        *thinking_toggle.CHECKS,
+        *streaming.CHECKS,
+    ]
+
+
+__all__ = ["Check", "Context", "Item", "Outcome", "registry", "SUITES"]

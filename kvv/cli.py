@@ -1,0 +1,287 @@
+"""The `kvv` command: a thin layer of click over the library."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import click
+from tabulate import tabulate
+
+from . import __version__
+from .checks import SUITES, registry
+from .config import Settings, load_settings
+from .errors import ConfigError
+from .profile import builtin_profiles, load_profile
+from .thinking import THINK_MODES
+from .verdict import FAIL_ON
+
+RUN_EPILOG = """\b
+The API key is read from the environment, never from the command line:
+KVV_API_KEY, else KIMI_API_KEY, else the variable named by --api-key-env.
+KVV_BASE_URL/KIMI_BASE_URL, KVV_MODEL/MODEL_NAME and THINK_MODE are defaults.
+Precedence: flags > --config file > environment.
+
+\b
+Exit codes: 0 pass, 1 fail, 2 usage or configuration error,
+            3 inconclusive or infrastructure error (see --fail-on).
+
+\b
+Examples:
+  kvv run --base-url https://api.example.com/v1 --model kimi-k3 --profile kimi-k3
+  kvv run --simulate --sim-fault ignore-temperature
+  kvv run --config kvv.yaml --only param-temperature,param-top-p
+"""
+
+
+def _suite_options(command):
+    """Options shared by `run` and `plan` (every one also a key of the config file)."""
+    options = [
+        click.option("--config", "config", type=click.Path(dir_okay=False),
+                     help="YAML file whose keys mirror these long options."),
+        click.option("--base-url", help="OpenAI-compatible base URL, e.g. https://api.moonshot.ai/v1."),
+        click.option("--model", help="Model name sent in every request."),
+        click.option("--profile", help=f"Model contract: {', '.join(builtin_profiles())}, or a YAML file. "
+                                       "[default: kimi-k3]"),
+        click.option("--think-mode", type=click.Choice(THINK_MODES),
+                     help="How requests switch thinking: kimi `thinking`, opensource `chat_template_kwargs`, "
+                          "or none. [default: the profile's]"),
+        click.option("--suite", type=click.Choice(SUITES), help="Which suite to run. [default: preflight]"),
+        click.option("--only", help="Run only these check ids (comma-separated)."),
+        click.option("--skip", help="Skip these check ids (comma-separated)."),
+        click.option("--concurrency", type=click.IntRange(1, 256), help="Requests in flight. [default: 4]"),
+        click.option("--timeout", type=click.FloatRange(min=0, min_open=True),
+                     help="Seconds per request. [default: 120]"),
+        click.option("--max-retries", type=click.IntRange(0, 20),
+                     help="Retries on 429, 5xx and connection errors. [default: 4]"),
+        click.option("--output-dir", type=click.Path(file_okay=False), help="Where results go. [default: kvv-out]"),
+        click.option("--fail-on", type=click.Choice(FAIL_ON),
+                     help="What breaks the build: fail, also inconclusive, or never. [default: fail]"),
+        click.option("--resume", is_flag=True, default=None, help="Reuse items already finished in the journal."),
+        click.option("--api-key-env", metavar="NAME", help="Environment variable that holds the API key."),
+        click.option("--allow-insecure-http", is_flag=True, default=None,
+                     help="Allow plain http:// to a host that is not loopback."),
+        click.option("--simulate", is_flag=True, default=False,
+                     help="Run against kvv's simulated vendor in-process (no endpoint or key needed)."),
+        click.option("--sim-fault", multiple=True, metavar="NAME[=VALUE]",
+                     help="With --simulate: a fault to inject (repeatable; see `kvv simulate --list-faults`)."),
+        click.option("--sim-seed", type=int, default=0, show_default=True, help="With --simulate: the seed."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="kvv")
+def cli() -> None:
+    """kvv verifies that an inference provider serves an open-weight model correctly.
+
+    \b
+    Start here:
+      kvv demo                       see a healthy and a broken vendor, no credentials needed
+      kvv checks                     what each check catches
+      kvv plan --simulate            what a run would send, without sending it
+      kvv run --base-url URL --model NAME --profile kimi-k3
+    """
+
+
+@cli.command(epilog=RUN_EPILOG)
+@_suite_options
+def run(simulate: bool, sim_fault: tuple[str, ...], sim_seed: int, **flags: Any) -> None:
+    """Run a suite against an endpoint and judge it.
+
+    Writes results.json, summary.md and journal.jsonl to the output directory,
+    prints a report, and exits with the verdict's code.
+    """
+    from . import report, runner
+
+    with _config_errors(), _target(flags, simulate, sim_fault, sim_seed) as (settings, api_key):
+        target = runner.resolve_target(settings)
+        plan = runner.plan_for(settings, target)
+        _handle_sigterm()
+        try:
+            results = runner.run(settings, target, plan, api_key)
+        except KeyboardInterrupt:
+            click.echo(f"kvv: interrupted; finished items are in {settings.output_dir}/journal.jsonl — "
+                       "run again with --resume to finish", err=True)
+            sys.exit(130)
+    out = Path(settings.output_dir)
+    (out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    report.write_reports(results, out)
+    click.echo(report.terminal.render(results, color=sys.stdout.isatty()))
+    sys.exit(results["exit_code"])
+
+
+@cli.command(epilog="Sends nothing: safe to run before you have credentials.")
+@_suite_options
+def plan(simulate: bool, sim_fault: tuple[str, ...], sim_seed: int, **flags: Any) -> None:
+    """Show every check a run would perform, its requests and its token ceiling."""
+    from . import runner
+
+    with _config_errors():
+        settings = load_settings({k: v for k, v in flags.items() if v is not None})
+        if simulate:
+            settings.base_url = settings.base_url or "(simulated vendor)"
+            settings.model = settings.model or load_profile(settings.profile).id
+        target = runner.resolve_target(settings)
+        planned = runner.plan_for(settings, target)
+    rows = [[p.check.id, len(p.items), p.requests, _ceiling(p.token_ceiling), p.check.detects]
+            for p in planned.checks]
+    click.echo(f"kvv plan: suite {settings.suite} against {target.base_url}, model {target.model}, "
+               f"profile {target.profile.id}, think mode {target.think_mode}\n")
+    click.echo(tabulate(rows, headers=["check", "items", "requests", "max completion tokens", "detects"],
+                        tablefmt="simple", maxcolwidths=[None, None, None, None, 60]))
+    capped, uncapped = planned.token_budget
+    budget = f"at most {capped} completion tokens"
+    if uncapped:
+        budget += f", plus {uncapped} answer(s) at the server's default max_tokens"
+    click.echo(f"\n{len(planned.checks)} checks, {sum(len(p.items) for p in planned.checks)} items, "
+               f"{planned.requests} requests (+ up to {settings.max_retries} retries each on 429/5xx), "
+               f"{budget}.")
+    for check_id, why in planned.skipped.items():
+        click.echo(f"not run: {check_id} ({why})")
+
+
+def _ceiling(value: int | None) -> str:
+    return "server default" if value is None else str(value)
+
+
+@cli.command()
+@click.option("--profile", default="kimi-k3", show_default=True,
+              help="Include the parameter checks this profile pins.")
+def checks(profile: str) -> None:
+    """List every check with the deployment fault it detects."""
+    with _config_errors():
+        loaded = load_profile(profile)
+    rows = [[c.id, ",".join(c.suites), c.detects] for c in registry(loaded)]
+    click.echo(tabulate(rows, headers=["check", "suite", "detects"], tablefmt="simple",
+                        maxcolwidths=[None, None, 70]))
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535),
+              help="Port; 0 picks a free one.")
+@click.option("--profile", default="kimi-k3", show_default=True, help="Contract the simulated model enforces.")
+@click.option("--fault", "faults", multiple=True, metavar="NAME[=VALUE]", help="Inject a fault (repeatable).")
+@click.option("--seed", default=0, show_default=True, help="Seed for answers and fault draws.")
+@click.option("--api-key-env", metavar="NAME", help="Require the key held in this variable.")
+@click.option("--list-faults", is_flag=True, help="List the faults and exit.")
+def simulate(host: str, port: int, profile: str, faults: tuple[str, ...], seed: int,
+             api_key_env: str | None, list_faults: bool) -> None:
+    """Serve a simulated vendor: an OpenAI-compatible endpoint with injectable faults.
+
+    \b
+    Example:
+      kvv simulate --port 0 --fault ignore-temperature &
+      kvv run --base-url http://127.0.0.1:PORT/v1 --model kimi-k3
+    """
+    import os
+
+    from .simulator import Simulator, fault_catalogue, parse_faults
+
+    if list_faults:
+        rows = [[f["name"], f["value"] if f["value"] != "none" else "", f["description"]]
+                for f in fault_catalogue()]
+        click.echo(tabulate(rows, headers=["fault", "value", "imitates"], tablefmt="simple",
+                            maxcolwidths=[None, None, 70]))
+        return
+    with _config_errors():
+        loaded = load_profile(profile)
+        parsed = parse_faults(list(faults))
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            click.echo(f"kvv simulate: warning: binding {host}, reachable beyond this machine", err=True)
+        api_key = os.environ.get(api_key_env) if api_key_env else None
+        sim = Simulator(loaded, parsed, seed=seed, host=host, port=port, api_key=api_key)
+    described = ", ".join(f"{k}={v}" if v is not None else k for k, v in parsed.items()) or "none"
+    click.echo(f"kvv simulate: {loaded.id} at {sim.url} (faults: {described}); Ctrl-C stops", nl=True)
+    sys.stdout.flush()
+    _handle_sigterm()
+    try:
+        sim.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sim.stop()
+
+
+@cli.command()
+@click.option("--profile", default="kimi-k3", show_default=True, help="Profile the simulated vendor serves.")
+@click.option("--fault", default="ignore-temperature", show_default=True, metavar="NAME[=VALUE]",
+              help="The fault for the second run.")
+@click.option("--output-dir", default="kvv-out/demo", show_default=True, type=click.Path(file_okay=False))
+def demo(profile: str, fault: str, output_dir: str) -> None:
+    """Run the preflight suite against a healthy simulated vendor, then a faulty one.
+
+    Nothing leaves this machine. Exit 0 when kvv passes the healthy vendor and fails the faulty one.
+    """
+    from . import report, runner
+    from .simulator import Simulator, parse_faults
+
+    outcomes = []
+    with _config_errors():
+        loaded = load_profile(profile)
+        parsed = parse_faults([fault])
+    for label, faults in (("healthy", {}), (fault.split("=")[0], parsed)):
+        with Simulator(loaded, faults).start() as sim:
+            settings = Settings(base_url=sim.url, model=loaded.id, profile=profile,
+                                output_dir=str(Path(output_dir) / label))
+            target = runner.resolve_target(settings)
+            results = runner.run(settings, target, runner.plan_for(settings, target), None)
+        out = Path(settings.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        report.write_reports(results, out)
+        click.echo(f"\n=== simulated vendor: {label} ===")
+        click.echo(report.terminal.render(results, color=sys.stdout.isatty()))
+        outcomes.append(results["verdict"])
+    healthy, faulty = outcomes
+    click.echo(f"\nkvv demo: healthy vendor -> {healthy.upper()}, vendor with {fault} -> {faulty.upper()}")
+    sys.exit(0 if (healthy, faulty) == ("pass", "fail") else 1)
+
+
+@contextlib.contextmanager
+def _config_errors() -> Iterator[None]:
+    """Bad input exits 2 with the file, the key and what was expected."""
+    try:
+        yield
+    except ConfigError as exc:
+        click.echo(f"kvv: error: {exc}", err=True)
+        sys.exit(2)
+
+
+@contextlib.contextmanager
+def _target(flags: dict[str, Any], simulate: bool, faults: tuple[str, ...], seed: int):
+    """Settings and API key; with --simulate, a simulated vendor running for the duration."""
+    given = {k: v for k, v in flags.items() if v is not None}
+    settings = load_settings(given)
+    if not simulate:
+        if faults:
+            raise ConfigError("--sim-fault needs --simulate", source="--sim-fault")
+        yield settings, settings.api_key()
+        return
+    from .simulator import Simulator, parse_faults
+
+    if "base_url" in given:
+        raise ConfigError("--simulate replaces the endpoint; drop --base-url", source="--simulate")
+    profile = load_profile(settings.profile)
+    with Simulator(profile, parse_faults(list(faults)), seed=seed).start() as sim:
+        settings.base_url = sim.url
+        settings.model = settings.model or profile.id
+        yield settings, None
+
+
+def _handle_sigterm() -> None:
+    """A cancelled CI job sends SIGTERM: treat it like Ctrl-C so the journal is closed cleanly."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+def main(args: list[str] | None = None) -> None:
+    cli.main(args=args, prog_name="kvv")

@@ -1,0 +1,342 @@
+"""The one seam to the outside world: an OpenAI-compatible chat client over httpx.
+
+Every call returns an `Exchange`. HTTP errors, broken streams and malformed bodies are data
+for checks to judge, never exceptions; transient failures are retried with capped, jittered
+backoff. The API key goes out in one header and is scrubbed from everything that comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import ipaddress
+import json
+import random
+import re
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+import httpx
+
+from . import __version__, sse
+from .errors import ConfigError
+from .exchange import Exchange
+from .redact import Redactor
+from .verdict import TRANSIENT_CLASSES
+
+EXCERPT_CHARS = 2000  # Exchange.body_excerpt
+ATTEMPT_EXCERPT_CHARS = 300  # on_attempt info, which the runner journals
+
+OnAttempt = Callable[[dict[str, Any]], None]
+
+
+class Client:
+    """Sends chat-completions requests to one base URL over a shared connection pool."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        timeout: float = 120.0,
+        max_retries: int = 4,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 8.0,
+        retry_after_cap: float = 60.0,
+        max_body_bytes: int = 16 * 1024 * 1024,
+        allow_insecure_http: bool = False,
+        transport: httpx.AsyncBaseTransport | None = None,
+        max_connections: int = 64,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.url = _endpoint(self.base_url, allow_insecure_http)
+        self.max_retries = max_retries
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.retry_after_cap = retry_after_cap
+        self.max_body_bytes = max_body_bytes
+        self._redactor = Redactor(api_key)
+        self._sends_key = bool(api_key)
+        # Bytes kept for the excerpt: enough for EXCERPT_CHARS of 4-byte UTF-8 plus a whole
+        # key, so a key echoed across the cut is still masked before the text is cut.
+        self._head_bytes = 4 * EXCERPT_CHARS + max(map(len, self._redactor.secrets), default=0)
+        headers = {"Content-Type": "application/json", "User-Agent": f"kvv/{__version__}"}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        self._http = httpx.AsyncClient(
+            headers=headers,
+            # pool=None: waiting for one of our own connections is not the vendor's timeout.
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 30.0), pool=None),
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            # A redirect could carry Authorization to another host: report it, never follow.
+            follow_redirects=False,
+            transport=transport,
+        )
+
+    def __repr__(self) -> str:
+        return f"Client({self.base_url!r})"
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def chat(
+        self, body: dict[str, Any], *, on_attempt: OnAttempt | None = None, retry: bool = True
+    ) -> Exchange:
+        """POST `body` as given to /chat/completions; streams iff `body["stream"] is True`."""
+        content = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+        stream = body.get("stream") is True
+        last_attempt = 1 + (self.max_retries if retry else 0)
+        attempt = 0
+        while True:
+            attempt += 1
+            exchange, retry_after = await self._attempt(body, content, stream)
+            exchange.attempts = attempt
+            retry_in = None
+            if attempt < last_attempt and exchange.error in TRANSIENT_CLASSES:
+                retry_in = retry_after if retry_after is not None else self._backoff(attempt)
+            if on_attempt is not None:
+                on_attempt(
+                    {
+                        "attempt": attempt,
+                        "status": exchange.status,
+                        "error": exchange.error,
+                        "detail": exchange.error_detail,
+                        "latency_s": exchange.latency_s,
+                        "usage": exchange.usage,
+                        "excerpt": exchange.body_excerpt[:ATTEMPT_EXCERPT_CHARS],
+                        "retry_in": retry_in,
+                    }
+                )
+            if retry_in is None:
+                return exchange
+            await asyncio.sleep(retry_in)
+
+    def curl(self, body: dict[str, Any]) -> str:
+        """A shell line reproducing the request; the key is left to `$KVV_API_KEY`."""
+        data = self._redactor.text(json.dumps(body, ensure_ascii=False, separators=(",", ":")))
+        words = ["curl", "-sS"]
+        if body.get("stream") is True:
+            words.append("-N")
+        words.append('"' + re.sub(r'([\\"$`])', r"\\\1", self.url) + '"')
+        if self._sends_key:
+            words.append('-H "Authorization: Bearer $KVV_API_KEY"')
+        words.append('-H "Content-Type: application/json"')
+        words.append("-d '" + data.replace("'", "'\\''") + "'")
+        return " ".join(words)
+
+    def _backoff(self, attempt: int) -> float:
+        """Full jitter (AWS style): uniform over a window that doubles per retry, capped."""
+        return random.uniform(0, min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1)))
+
+    async def _attempt(
+        self, body: dict[str, Any], content: bytes, stream: bool
+    ) -> tuple[Exchange, float | None]:
+        """One HTTP attempt, its failure classified; also the server's Retry-After, if any."""
+        exchange = Exchange(request=body, stream=stream)
+        retry_after = None
+        responded = False
+        started = time.monotonic()
+        try:
+            async with self._http.stream("POST", self.url, content=content) as response:
+                responded = True
+                exchange.status = response.status_code
+                retry_after = self._retry_after(response)
+                await self._read(response, exchange)
+        except httpx.TimeoutException as exc:
+            _fail(exchange, "timeout", f"timed out: {_describe(exc)}")
+        except httpx.DecodingError as exc:
+            _fail(exchange, "bad_response", f"response body could not be decoded: {_describe(exc)}")
+        except httpx.HTTPError as exc:
+            if responded:  # the vendor broke a response it had started: a finding
+                _fail(exchange, "protocol", f"response broke off mid-body: {_describe(exc)}")
+            else:
+                _fail(exchange, "connection", f"no response: {_describe(exc)}")
+        exchange.latency_s = time.monotonic() - started
+        self._scrub(exchange)
+        return exchange, retry_after
+
+    async def _read(self, response: httpx.Response, exchange: Exchange) -> None:
+        status = response.status_code
+        if 300 <= status < 400:
+            _fail(exchange, "bad_response", f"redirect to {_redirect_host(response)} not followed")
+            return
+        content_type = response.headers.get("content-type", "")
+        is_json = "json" in content_type.split(";")[0].lower()
+        if exchange.stream and 200 <= status < 300 and not is_json:
+            await self._read_stream(response, exchange)
+            return
+        raw = await self._read_body(response, exchange)
+        if raw is None:
+            return
+        if not 200 <= status < 300:
+            try:
+                exchange.error_body = json.loads(raw)
+            except (ValueError, RecursionError):
+                pass
+            # Other 4xx are no transport error: checks expect some (a rejected parameter).
+            exchange.error = "rate_limit" if status == 429 else "server_error" if status >= 500 else None
+            said = _error_message(exchange.error_body) or exchange.body_excerpt[:200]
+            exchange.error_detail = f"HTTP {status}: {said}"
+            return
+        try:
+            parsed = json.loads(raw)
+        except (ValueError, RecursionError) as exc:
+            kind = content_type or "no content-type"
+            _fail(exchange, "bad_response", f"body is not JSON ({kind}): {_describe(exc)}")
+            return
+        try:
+            exchange.choices, exchange.usage, exchange.usage_location = sse.parse_completion(parsed)
+        except sse.BodyError as exc:
+            _fail(exchange, exc.error, str(exc))
+
+    async def _read_body(self, response: httpx.Response, exchange: Exchange) -> bytes | None:
+        """The whole body, or None (and `bad_response`) once it passes the cap."""
+        body = bytearray()
+        try:
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > self.max_body_bytes:
+                    _fail(exchange, "bad_response", self._too_big())
+                    return None
+            return bytes(body)
+        finally:
+            exchange.body_excerpt = self._excerpt(body[: self._head_bytes])
+
+    async def _read_stream(self, response: httpx.Response, exchange: Exchange) -> None:
+        """Assemble SSE as it arrives, keeping only the excerpt and the message text."""
+        decoder, assembler = sse.EventDecoder(), sse.StreamAssembler()
+        head = bytearray()
+        size = 0
+        try:
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if len(head) < self._head_bytes:
+                    head += chunk[: self._head_bytes - len(head)]
+                if size > self.max_body_bytes:
+                    _fail(exchange, "bad_response", self._too_big())
+                    return
+                for data in decoder.feed(chunk):
+                    assembler.add(data)
+                if assembler.done:
+                    return
+            for data in decoder.close():
+                assembler.add(data)
+            if not assembler.done:
+                detail = f"stream ended without [DONE] after {assembler.chunks} events"
+                _fail(exchange, "protocol", detail)
+        except sse.BodyError as exc:
+            _fail(exchange, exc.error, str(exc))
+        finally:  # also when the connection breaks: what arrived is evidence
+            exchange.body_excerpt = self._excerpt(head)
+            exchange.choices = assembler.choices()
+            exchange.usage, exchange.usage_location = assembler.usage, assembler.usage_location
+            exchange.chunks, exchange.done = assembler.chunks, assembler.done
+
+    def _retry_after(self, response: httpx.Response) -> float | None:
+        """Seconds a 429/503 asks us to wait (delta-seconds or HTTP-date), capped."""
+        value = response.headers.get("retry-after", "").strip()
+        if response.status_code not in (429, 503) or not value:
+            return None
+        if re.fullmatch(r"\d+(\.\d+)?", value):
+            seconds = float(value)
+        else:
+            try:
+                when = email.utils.parsedate_to_datetime(value)
+            except (TypeError, ValueError):
+                return None
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=timezone.utc)
+            seconds = (when - datetime.now(timezone.utc)).total_seconds()
+        return min(max(seconds, 0.0), self.retry_after_cap)
+
+    def _too_big(self) -> str:
+        return f"response body exceeds {self.max_body_bytes} bytes"
+
+    def _excerpt(self, head: bytes | bytearray) -> str:
+        # Mask before cutting, so a cut can never leave part of a key behind.
+        text = self._redactor.text(bytes(head).decode("utf-8", errors="replace"))
+        return text[:EXCERPT_CHARS]
+
+    def _scrub(self, exchange: Exchange) -> None:
+        """Mask the key anywhere a server may have echoed it."""
+        if not self._redactor.secrets:
+            return
+        redact = self._redactor.obj
+        exchange.error_detail = redact(exchange.error_detail)
+        exchange.error_body = redact(exchange.error_body)
+        exchange.usage = redact(exchange.usage)
+        for choice in exchange.choices:
+            message = choice.message
+            message.role, message.content, message.reasoning_content = redact(
+                [message.role, message.content, message.reasoning_content]
+            )
+            message.tool_calls = redact(message.tool_calls)
+            choice.finish_reason = redact(choice.finish_reason)
+
+
+def _endpoint(base_url: str, allow_insecure_http: bool) -> str:
+    """`{base_url}/chat/completions`, or `ConfigError` for a URL kvv must not send a key to."""
+    try:
+        url = httpx.URL(base_url)
+    except httpx.InvalidURL as exc:
+        raise ConfigError(
+            f"base URL {base_url!r} is not a valid URL: {exc}", path="base_url"
+        ) from exc
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ConfigError(
+            f"base URL {base_url!r}: expected http(s)://host[:port]/path", path="base_url"
+        )
+    if url.scheme == "http" and not allow_insecure_http and not _is_loopback(url.host):
+        raise ConfigError(
+            f"base URL {base_url!r} is plain http to a non-loopback host, so the API key would "
+            "travel in clear: use https, or opt in to insecure http explicitly",
+            path="base_url",
+        )
+    return f"{base_url}/chat/completions"
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _redirect_host(response: httpx.Response) -> str:
+    location = response.headers.get("location")
+    if location is None:
+        return "nowhere (no Location header)"
+    try:
+        return response.url.join(location).host or repr(location[:100])
+    except httpx.InvalidURL:
+        return repr(location[:100])
+
+
+def _error_message(body: Any) -> str | None:
+    """The message of an OpenAI-style `{"error": {"message": ...}}` body, if it has one."""
+    if not isinstance(body, dict):
+        return None
+    error = body.get("error")
+    if isinstance(error, dict):
+        error = error.get("message")
+    return error if isinstance(error, str) and error else None
+
+
+def _fail(exchange: Exchange, error: str, detail: str) -> None:
+    exchange.error, exchange.error_detail = error, detail
+
+
+def _describe(exc: BaseException) -> str:
+    # Several httpx exceptions have an empty message; the class name still says what happened.
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

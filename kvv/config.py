@@ -1,0 +1,126 @@
+"""Settings for a run: defaults < environment < config file < command-line flags.
+
+The YAML file is validated by schemas/kvv-config.schema.json; a bad file raises ConfigError
+naming the file, the key path and what was expected.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from .errors import ConfigError
+from .schema import load_yaml, validate
+
+# Upstream's variable names are read too, so Kimi Vendor Verifier users feel at home.
+ENV_DEFAULTS = {
+    "base_url": ("KVV_BASE_URL", "KIMI_BASE_URL"),
+    "model": ("KVV_MODEL", "MODEL_NAME"),
+    "think_mode": ("KVV_THINK_MODE", "THINK_MODE"),
+    "profile": ("KVV_PROFILE",),
+}
+API_KEY_ENV = ("KVV_API_KEY", "KIMI_API_KEY")
+
+
+@dataclass
+class Settings:
+    base_url: str | None = None
+    model: str | None = None
+    profile: str = "kimi-k3"
+    think_mode: str | None = None          # None: the profile's own format
+    suite: str = "preflight"
+    only: list[str] = field(default_factory=list)
+    skip: list[str] = field(default_factory=list)
+    concurrency: int = 4
+    timeout: float = 120.0
+    max_retries: int = 4
+    output_dir: str = "kvv-out"
+    fail_on: str = "fail"
+    resume: bool = False
+    api_key_env: str | None = None
+    allow_insecure_http: bool = False
+    checks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    config_file: str | None = None
+    config_lines: dict[str, int] = field(default_factory=dict)   # check id -> line in the file
+
+    def api_key(self, environ: Mapping[str, str] = os.environ) -> str | None:
+        names = ((self.api_key_env,) if self.api_key_env else ()) + API_KEY_ENV
+        for name in names:
+            if environ.get(name):
+                return environ[name]
+        return None
+
+
+def split_ids(value: str | list[str] | None) -> list[str]:
+    if not value:
+        return []
+    parts = value.split(",") if isinstance(value, str) else value
+    return [p.strip() for p in parts if p.strip()]
+
+
+def load_settings(flags: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -> Settings:
+    """Merge the layers. `flags` holds only the options given on the command line (snake_case)."""
+    settings = Settings()
+    for name, env_names in ENV_DEFAULTS.items():
+        for env_name in env_names:
+            if environ.get(env_name):
+                setattr(settings, name, environ[env_name])
+                break
+    config_file = flags.get("config")
+    if config_file:
+        _apply_file(settings, Path(config_file))
+    known = {f.name for f in fields(Settings)}
+    for name, value in flags.items():
+        if name in known and value is not None:
+            setattr(settings, name, split_ids(value) if name in ("only", "skip") else value)
+    if settings.think_mode not in (None, "kimi", "opensource", "none"):
+        raise ConfigError(f"expected kimi, opensource or none, got {settings.think_mode!r}",
+                          source="THINK_MODE")
+    return settings
+
+
+def _apply_file(settings: Settings, path: Path) -> None:
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file: {exc.strerror}", source=source) from None
+    data = load_yaml(text, source)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError("expected a mapping of options at the top level", source=source)
+    validate(data, "kvv-config.schema.json", source)
+    settings.config_file = source
+    settings.config_lines = _check_lines(text)
+    for key, value in data.items():
+        name = key.replace("-", "_")
+        if name in ("only", "skip"):
+            value = split_ids(value)
+        elif name == "profile" and not _is_builtin(value):
+            value = str((path.parent / value))       # a profile file is relative to the config
+        setattr(settings, name, value)
+
+
+def _is_builtin(profile: str) -> bool:
+    from .profile import builtin_profiles
+    return profile in builtin_profiles()
+
+
+def _check_lines(text: str) -> dict[str, int]:
+    """1-based line of each `checks.<id>` key, so findings can be anchored to the file."""
+    lines: dict[str, int] = {}
+    root = yaml.compose(text)
+    if not isinstance(root, yaml.MappingNode):
+        return lines
+    for key, value in root.value:
+        if key.value == "checks" and isinstance(value, yaml.MappingNode):
+            for check_key, _ in value.value:
+                lines[str(check_key.value)] = check_key.start_mark.line + 1
+        elif key.value not in lines:
+            lines[f"@{key.value}"] = key.start_mark.line + 1
+    return lines

@@ -1,0 +1,96 @@
+"""Which checks run, with which items, and what they may cost. No network."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .checks import Check, Context, Item, registry
+from .config import Settings
+from .errors import ConfigError
+from .profile import Profile
+
+
+@dataclass
+class PlannedCheck:
+    check: Check
+    items: list[Item]
+
+    @property
+    def requests(self) -> int:
+        return sum(len(item.requests) for item in self.items)
+
+    @property
+    def token_ceiling(self) -> int | None:
+        """Completion tokens at most; None when some request leaves it to the server."""
+        if any(item.token_ceiling is None for item in self.items):
+            return None
+        return sum(item.token_ceiling for item in self.items)
+
+
+@dataclass
+class Plan:
+    checks: list[PlannedCheck]
+    skipped: dict[str, str]          # check id -> why it does not run
+
+    @property
+    def requests(self) -> int:
+        return sum(p.requests for p in self.checks)
+
+    @property
+    def token_budget(self) -> tuple[int, int]:
+        """(completion tokens at most over capped items, items left at the server's default)."""
+        items = [i for p in self.checks for i in p.items]
+        return (sum(i.token_ceiling for i in items if i.token_ceiling is not None),
+                sum(1 for i in items if i.token_ceiling is None))
+
+
+def make_plan(settings: Settings, profile: Profile, model: str, think_mode: str) -> Plan:
+    checks = [c for c in registry(profile) if settings.suite in c.suites]
+    known = {c.id: c for c in checks}
+    _validate_ids(settings, known)
+    planned, skipped = [], {}
+    for check in checks:
+        config = dict(settings.checks.get(check.id, {}))
+        enabled = config.pop("enabled", True)
+        options = _options(settings, check, config)
+        if settings.only and check.id not in settings.only:
+            continue
+        if check.id in settings.skip or not enabled:
+            skipped[check.id] = "skipped by configuration"
+            continue
+        items = check.build(Context(model=model, profile=profile, think_mode=think_mode, options=options))
+        if not items:
+            skipped[check.id] = f"not applicable to profile {profile.id} with think mode {think_mode}"
+            continue
+        planned.append(PlannedCheck(check, items))
+    if not planned:
+        raise ConfigError("no check left to run", source="--only/--skip")
+    return Plan(planned, skipped)
+
+
+def _validate_ids(settings: Settings, known: dict[str, Check]) -> None:
+    valid = ", ".join(known)
+    for source, ids in (("--only", settings.only), ("--skip", settings.skip)):
+        for check_id in ids:
+            if check_id not in known:
+                raise ConfigError(f"unknown check {check_id!r}; expected one of: {valid}", source=source)
+    for check_id in settings.checks:
+        if check_id not in known:
+            raise ConfigError(f"unknown check {check_id!r}; expected one of: {valid}",
+                              source=settings.config_file, path=f"checks.{check_id}")
+
+
+def _options(settings: Settings, check: Check, config: dict[str, Any]) -> dict[str, Any]:
+    options = dict(check.options)
+    for key, value in config.items():
+        if key not in check.options:
+            expected = ", ".join(["enabled", *check.options]) or "enabled"
+            raise ConfigError(f"unknown option {key!r}; expected one of: {expected}",
+                              source=settings.config_file, path=f"checks.{check.id}.{key}")
+        default = check.options[key]
+        if type(value) is not type(default) or (isinstance(value, int) and value < 1):
+            raise ConfigError(f"expected a positive {type(default).__name__}, got {value!r}",
+                              source=settings.config_file, path=f"checks.{check.id}.{key}")
+        options[key] = value
+    return options

@@ -1,0 +1,31 @@
+"""Reports: renderings of results.json (the single source), written beside it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from . import github, markdown, terminal
+from .markdown import render as render_markdown
+from .terminal import render as render_terminal
+
+# name -> (file name, renderer). Each report is one more line here.
+REPORTS: dict[str, tuple[str, Callable[[dict], str]]] = {
+    "summary": ("summary.md", render_markdown),
+}
+
+
+def write_reports(results: dict, out_dir: Path) -> dict[str, Path]:
+    """Write every report into `out_dir`; return name -> path."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name, (filename, render) in REPORTS.items():
+        path = out_dir / filename
+        path.write_text(render(results), encoding="utf-8")
+        paths[name] = path
+    return paths
+
+
+__all__ = ["REPORTS", "write_reports", "render_markdown", "render_terminal",
+           "github", "markdown", "terminal"]

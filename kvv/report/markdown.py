@@ -1,0 +1,260 @@
+"""The job-summary markdown, rendered from results.json.
+
+Everything that came from the vendor or the model (messages, excerpts) is untrusted: long
+text goes into code fences that it cannot close, and short text in tables and headings is
+escaped so it cannot render HTML or images, or @mention anyone.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+from tabulate import tabulate
+
+from ..verdict import ERROR, FAIL, INCONCLUSIVE, PASS, SEVERITY
+
+ICONS = {PASS: "✅", FAIL: "❌", INCONCLUSIVE: "⚠️", ERROR: "🛑"}
+FAILING_ITEMS_SHOWN = 20          # per check, in the findings list
+EVIDENCE_STRING_CAP = 500         # per string inside a request body (images are data URLs)
+CURL_CAP = 8000                   # a cut curl line would not run: longer ones stay in results.json
+
+_MENTION = re.compile(r"(?<![\w@])@(?=[\w-])")
+# Enough to stop links, images, HTML, code spans, emphasis and table breaks; no more, so
+# the raw file stays readable.
+_MARKDOWN_PUNCT = re.compile(r"([\\`*\[\]<>|])")
+
+
+def render(results: dict, *, max_bytes: int | None = None) -> str:
+    """The summary; with `max_bytes`, whole sections are cut from the end to fit."""
+    head = [_banner(results), _table(results)]
+    findings = [(c["id"], _finding(c)) for c in _failing(results)]
+    text = _join(head + [_findings_title(findings)] + [f for _, f in findings] + [_footer(results)])
+    if max_bytes is None or _size(text) <= max_bytes:
+        return text
+    return _cut(results, head, findings, max_bytes)
+
+
+# --- text helpers (also used by the terminal report) ------------------------------------
+
+def metric_text(metric: dict | None) -> str:
+    """`pass_rate 0.75 [0.41, 0.93] (95% CI)`."""
+    if not metric or metric.get("value") is None:
+        return "—"
+    text = f"{metric.get('name', 'value')} {_num(metric['value'])}"
+    if metric.get("lower") is not None and metric.get("upper") is not None:
+        text += f" [{_num(metric['lower'])}, {_num(metric['upper'])}]"
+        if metric.get("confidence"):
+            text += f" ({metric['confidence'] * 100:g}% CI)"
+    return text
+
+
+def errors_text(errors: dict | None) -> str:
+    """`rate_limit 2, timeout 1`, only the classes that occurred."""
+    found = [f"{name} {count}" for name, count in (errors or {}).items() if count]
+    return ", ".join(found) or "—"
+
+
+def _num(value: float) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def host(base_url: str | None) -> str:
+    """host[:port] of the endpoint, never its userinfo or path."""
+    parts = urlsplit(base_url or "")
+    if not parts.hostname:
+        return base_url or "?"
+    return f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname
+
+
+# --- neutralising untrusted text ---------------------------------------------------------
+
+def inline(text: Any, limit: int = 300) -> str:
+    """One line of escaped markdown: no HTML, no links or images, no @mentions, no table break."""
+    text = " ".join(str(text).split())
+    if len(text) > limit:
+        text = text[:limit - 1] + "…"
+    text = _MARKDOWN_PUNCT.sub(r"\\\1", text)
+    text = text.replace("&", "&amp;")
+    # a zero-width space after @ keeps the text readable and stops the mention
+    return _MENTION.sub("@\u200b", text)
+
+
+def code(text: Any) -> str:
+    """An inline code span: literal, so only its own delimiters and table pipes need care."""
+    text = " ".join(str(text).split()).replace("`", "'").replace("|", "\\|")
+    return f"`{text}`"
+
+
+def fence(text: str, lang: str = "text") -> str:
+    """A code fence longer than any backtick run inside `text`, so the text cannot close it."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    ticks = "`" * max(3, longest + 1)
+    return f"{ticks}{lang}\n{text.rstrip()}\n{ticks}"
+
+
+# --- sections ------------------------------------------------------------------------------
+
+def _banner(results: dict) -> str:
+    target = results.get("target", {})
+    verdict = results.get("verdict", ERROR)
+    title = (f"## {ICONS.get(verdict, '❔')} kvv: {verdict.upper()} — "
+             f"{inline(target.get('model') or '?')} at {inline(host(target.get('base_url')))}")
+    totals = results.get("totals", {})
+    facts = [
+        ("model", target.get("model")),
+        ("profile", target.get("profile")),
+        ("think mode", target.get("think_mode")),
+        ("suite", results.get("suite")),
+        ("duration", f"{results.get('duration_s', 0):.1f} s"),
+        ("requests", f"{totals.get('requests', 0)} ({totals.get('attempts', 0)} attempts)"),
+        ("tokens", f"{totals.get('prompt_tokens', 0)} in / {totals.get('completion_tokens', 0)} out"),
+    ]
+    line = " · ".join(f"**{name}** {inline(value if value is not None else '—')}"
+                      for name, value in facts)
+    counts = _verdict_counts(results.get("checks", []))
+    errors = errors_text(totals.get("errors"))
+    tail = (f"{totals.get('checks', len(results.get('checks', [])))} checks: {counts} · "
+            f"fail-on **{inline(results.get('fail_on', 'fail'))}** · "
+            f"exit code **{results.get('exit_code', '?')}**")
+    if errors != "—":
+        tail += f" · errors: {inline(errors)}"
+    return f"{title}\n\n{line}  \n{tail}"
+
+
+def _verdict_counts(checks: list[dict]) -> str:
+    counts = [f"{sum(c.get('verdict') == v for c in checks)} {v}" for v in reversed(SEVERITY)]
+    return ", ".join(c for c in counts if not c.startswith("0 ")) or "none"
+
+
+def _table(results: dict) -> str:
+    rows = [[
+        code(c['id']),
+        f"{ICONS.get(c.get('verdict'), '❔')} {c.get('verdict', '?')}",
+        f"{c.get('passed', 0)}/{c.get('n', 0)}",
+        inline(metric_text(c.get("metric"))),
+        inline(errors_text(c.get("errors"))),
+        inline(c.get("detects", "")),
+    ] for c in results.get("checks", [])]
+    if not rows:
+        return "_No checks ran._"
+    headers = ["check", "verdict", "passed/n", "metric [bounds]", "errors", "detects"]
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def _failing(results: dict) -> list[dict]:
+    """Checks that failed or could not run, most severe first (so a cut drops the mildest)."""
+    bad = [c for c in results.get("checks", []) if c.get("verdict") in (FAIL, ERROR)]
+    return sorted(bad, key=lambda c: -SEVERITY.index(c["verdict"]))
+
+
+def _findings_title(findings: list) -> str:
+    return "### Findings" if findings else ""
+
+
+def _finding(check: dict) -> str:
+    verdict = check.get("verdict", ERROR)
+    parts = [
+        f"#### {ICONS.get(verdict, '❔')} {code(check['id'])} — {inline(check.get('title', ''))}",
+        f"_Detects:_ {inline(check.get('detects', ''))}  \n"
+        f"{check.get('failed', 0)} failed, {check.get('errored', 0)} could not run, "
+        f"{check.get('passed', 0)} passed of {check.get('n', 0)} · {inline(metric_text(check.get('metric')))}",
+    ]
+    bad = [i for i in check.get("items", []) if i.get("verdict") not in (None, PASS)]
+    if bad:
+        lines = [f"- **{i.get('verdict', '?')}** {inline(i['id'])}: {inline(i.get('message', ''))}"
+                 for i in bad[:FAILING_ITEMS_SHOWN]]
+        if len(bad) > FAILING_ITEMS_SHOWN:
+            lines.append(f"- … and {len(bad) - FAILING_ITEMS_SHOWN} more in results.json")
+        parts.append("\n".join(lines))
+    parts += [_evidence(ev) for ev in check.get("evidence", [])]
+    return "\n\n".join(parts)
+
+
+def _evidence(ev: dict) -> str:
+    status = f" · HTTP {ev['status']}" if ev.get("status") is not None else ""
+    parts = [f"**Evidence: {inline(ev.get('item', ''))}**{status}  \n{inline(ev.get('message', ''), 1000)}"]
+    if ev.get("curl") and len(ev["curl"]) > CURL_CAP:
+        parts.append(f"Reproduce: the curl line ({len(ev['curl'])} characters) is in `results.json`.")
+    elif ev.get("curl"):
+        parts.append("Reproduce (set `KVV_API_KEY` first):\n\n" + fence(ev["curl"], "sh"))
+    if ev.get("request") is not None:
+        body = json.dumps(_capped(ev["request"]), indent=2, ensure_ascii=False)
+        parts.append(_details("request", fence(body, "json")))
+    if ev.get("response"):
+        parts.append(_details("response (excerpt)", fence(*_response(ev["response"]))))
+    return "\n\n".join(parts)
+
+
+def _details(summary: str, body: str) -> str:
+    return f"<details><summary>{summary}</summary>\n\n{body}\n\n</details>"
+
+
+def _response(text: str) -> tuple[str, str]:
+    """Pretty JSON when the excerpt is whole JSON, else the text as it came."""
+    try:
+        return json.dumps(json.loads(text), indent=2, ensure_ascii=False), "json"
+    except (ValueError, TypeError):
+        return str(text), "text"
+
+
+def _capped(value: Any) -> Any:
+    """The request with every long string shortened (data URLs would flood the summary)."""
+    if isinstance(value, str) and len(value) > EVIDENCE_STRING_CAP:
+        return f"{value[:EVIDENCE_STRING_CAP]}…({len(value) - EVIDENCE_STRING_CAP} more chars)"
+    if isinstance(value, dict):
+        return {k: _capped(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_capped(v) for v in value]
+    return value
+
+
+def _footer(results: dict) -> str:
+    return (f"<sub>kvv {inline(results.get('kvv_version', '?'))} · started "
+            f"{inline(results.get('started_at', '?'))} · the full record is `results.json`</sub>")
+
+
+# --- fitting into max_bytes ----------------------------------------------------------------
+
+def _join(sections: list[str]) -> str:
+    return "\n\n".join(s for s in sections if s) + "\n"
+
+
+def _size(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+def _cut(results: dict, head: list[str], findings: list[tuple[str, str]], max_bytes: int) -> str:
+    """Drop finding sections from the end (then the table) until the summary fits."""
+    kept = list(findings)
+    sections = list(head)
+    while True:
+        cut_ids = [cid for cid, _ in findings[len(kept):]]
+        note = _cut_note(cut_ids, table_cut=len(sections) < len(head))
+        text = _join(sections + [_findings_title(kept)] + [f for _, f in kept] + [note])
+        if _size(text) <= max_bytes:
+            return text
+        if kept:
+            kept.pop()
+        elif len(sections) > 1:
+            sections.pop()                      # the table; the banner stays
+        else:
+            return _hard_cut(text, max_bytes)
+
+
+def _cut_note(cut_ids: list[str], table_cut: bool) -> str:
+    what = []
+    if cut_ids:
+        names = ", ".join(code(c) for c in cut_ids[:10])
+        more = f" and {len(cut_ids) - 10} more" if len(cut_ids) > 10 else ""
+        what.append(f"the findings of {names}{more}")
+    if table_cut:
+        what.append("the table of checks")
+    return f"> ✂️ Cut to fit the size limit: {'; '.join(what)}. See `results.json` for everything."
+
+
+def _hard_cut(text: str, max_bytes: int) -> str:
+    """Last resort for a tiny limit: the first bytes, never past the limit."""
+    return text.encode("utf-8")[:max_bytes].decode("utf-8", errors="ignore")

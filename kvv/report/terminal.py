@@ -1,0 +1,68 @@
+"""The terminal report: a compact table, the verdict, where the files are, why things failed."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Mapping
+
+from tabulate import tabulate
+
+from ..verdict import ERROR, FAIL, INCONCLUSIVE, PASS
+from .markdown import errors_text, host, metric_text
+
+COLORS = {PASS: "32", FAIL: "31", ERROR: "35", INCONCLUSIVE: "33"}   # ANSI green red magenta yellow
+MARKS = {FAIL: "✗", ERROR: "!", INCONCLUSIVE: "?"}
+REASON_WIDTH = 160
+
+# Model text may carry escape sequences that would repaint or retitle the user's terminal.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def render(results: dict, *, color: bool = False, paths: Mapping[str, Path] | None = None) -> str:
+    """The report as text; `paths` (name -> file) says where the reports were written."""
+
+    def paint(verdict: str, text: str) -> str:
+        return f"\x1b[{COLORS[verdict]}m{text}\x1b[0m" if color and verdict in COLORS else text
+
+    target = results.get("target", {})
+    lines = [_clean(f"kvv {results.get('kvv_version', '?')} · {results.get('suite', '?')} · "
+                    f"{target.get('model', '?')} at {host(target.get('base_url'))} · "
+                    f"profile {target.get('profile', '?')} · think mode {target.get('think_mode', '?')}"),
+             ""]
+    rows = [[_clean(c["id"]), paint(c.get("verdict", ""), c.get("verdict", "?").upper()),
+             f"{c.get('passed', 0)}/{c.get('n', 0)}", _clean(metric_text(c.get("metric"))),
+             _clean(errors_text(c.get("errors")))]
+            for c in results.get("checks", [])]
+    if rows:
+        lines += [tabulate(rows, headers=["check", "verdict", "passed", "metric", "errors"],
+                           tablefmt="simple", disable_numparse=True), ""]
+    reasons = [_reason(c) for c in results.get("checks", []) if c.get("verdict") != PASS]
+    if reasons:
+        lines += reasons + [""]
+    totals = results.get("totals", {})
+    verdict = results.get("verdict", ERROR)
+    lines.append(f"{paint(verdict, verdict.upper())} (exit {results.get('exit_code', '?')}) · "
+                 f"{len(results.get('checks', []))} checks · {totals.get('requests', 0)} requests · "
+                 f"{results.get('duration_s', 0):.1f} s")
+    for name, path in (paths or {}).items():
+        lines.append(f"{name}: {path}")
+    return "\n".join(lines) + "\n"
+
+
+def _reason(check: dict) -> str:
+    """`✗ id: first bad item: its message (+N more)`, on one line."""
+    bad = [i for i in check.get("items", []) if i.get("verdict") not in (None, PASS)]
+    if bad:
+        why = f"{bad[0]['id']}: {bad[0].get('message', '')}"
+        if len(bad) > 1:
+            why += f" (+{len(bad) - 1} more)"
+    else:
+        why = f"{check.get('verdict')}: {metric_text(check.get('metric'))}"
+    line = _clean(f"{MARKS.get(check.get('verdict'), '?')} {check['id']}: {why}")
+    return line if len(line) <= REASON_WIDTH else line[:REASON_WIDTH - 1] + "…"
+
+
+def _clean(text: str) -> str:
+    """One line, with control characters made visible instead of executed."""
+    return _CONTROL.sub("�", " ".join(str(text).split()))

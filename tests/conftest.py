@@ -1,0 +1,69 @@
+"""Shared fixtures: a simulated vendor on a free loopback port, and kvv run in-process."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+from click.testing import CliRunner
+
+from kvv.cli import cli
+from kvv.profile import load_profile
+from kvv.simulator import Simulator, parse_faults
+
+CANARY_KEY = "sk-canary-3f9c1e7a5b2d4c6e8f0a1b3c5d7e9f21"
+
+
+@pytest.fixture
+def simulator() -> Iterator[Callable[..., Simulator]]:
+    """Start simulated vendors: simulator("kimi-k3", "ignore-temperature", api_key=...)."""
+    started: list[Simulator] = []
+
+    def start(profile: str = "kimi-k3", *faults: str, seed: int = 0, api_key: str | None = None) -> Simulator:
+        sim = Simulator(load_profile(profile), parse_faults(list(faults)), seed=seed,
+                        api_key=api_key, retry_after=0).start()
+        started.append(sim)
+        return sim
+
+    yield start
+    for sim in started:
+        sim.stop()
+
+
+class Run:
+    def __init__(self, result, out: Path):
+        self.exit_code = result.exit_code
+        self.output = result.output
+        self.stderr = result.stderr
+        self.out = out
+        self.exception = result.exception
+
+    @property
+    def results(self) -> dict[str, Any]:
+        return json.loads((self.out / "results.json").read_text())
+
+    def check(self, check_id: str) -> dict[str, Any]:
+        return next(c for c in self.results["checks"] if c["id"] == check_id)
+
+    def verdicts(self) -> dict[str, str]:
+        return {c["id"]: c["verdict"] for c in self.results["checks"]}
+
+
+@pytest.fixture
+def kvv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Run]:
+    """Invoke the CLI in-process: kvv("run", "--base-url", url, ...), output under tmp_path."""
+    for name in ("KVV_API_KEY", "KIMI_API_KEY", "KVV_BASE_URL", "KIMI_BASE_URL", "KVV_MODEL", "MODEL_NAME",
+                 "THINK_MODE", "KVV_THINK_MODE", "KVV_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+
+    def invoke(*args: str, env: dict[str, str] | None = None, out: str = "out") -> Run:
+        out_dir = tmp_path / out
+        argv = list(args)
+        if argv and argv[0] == "run" and "--output-dir" not in argv:
+            argv += ["--output-dir", str(out_dir)]
+        result = CliRunner().invoke(cli, argv, env=env, catch_exceptions=True)
+        return Run(result, out_dir)
+
+    return invoke

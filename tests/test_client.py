@@ -1,0 +1,411 @@
+"""The client over real loopback sockets, against small scripted stdlib servers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+
+import pytest
+
+from kvv.client import Client
+from kvv.errors import ConfigError
+from kvv.exchange import Exchange
+
+KEY = "sk-canary-5f0c1d2e3b4a69788796a5b4c3d2e1f0"
+USAGE = {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11}
+COMPLETION = {
+    "id": "c1",
+    "object": "chat.completion",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "OK"}, "finish_reason": "stop"}],
+    "usage": USAGE,
+}
+BODY = {"model": "m", "messages": [{"role": "user", "content": "Say OK"}]}
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: bytes | Callable[[Any], bytes] = b""  # a callable gets the request headers
+    headers: dict[str, str] = field(default_factory=lambda: {"Content-Type": "application/json"})
+    chunks: list[bytes] | None = None  # sent with chunked encoding, one write each
+    cut: bool = False  # drop the connection before the last chunk
+    delay: float = 0.0
+
+
+def json_reply(obj: Any, status: int = 200, **headers: str) -> Reply:
+    return Reply(status, json.dumps(obj).encode(), {"Content-Type": "application/json", **headers})
+
+
+def sse_reply(events: list[Any], *, done: bool = True, cut: bool = False, split: int = 0) -> Reply:
+    """SSE over chunked encoding; `split` > 0 cuts the bytes into pieces of that size."""
+    text = b"".join(b"data: " + json.dumps(e).encode() + b"\r\n\r\n" for e in events)
+    text += b"data: [DONE]\n\n" if done else b""
+    chunks = [text[i : i + split] for i in range(0, len(text), split)] if split else [text]
+    return Reply(200, b"", {"Content-Type": "text/event-stream"}, chunks, cut)
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, replies: list[Reply]):
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.replies = replies  # one per request; the last one repeats
+        self.requests: list[tuple[str, Any, bytes]] = []
+        # A short poll keeps shutdown (which waits for the next poll) from costing 0.5 s per test.
+        threading.Thread(target=self.serve_forever, args=(0.01,), daemon=True).start()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+    def next_reply(self) -> Reply:
+        return self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
+
+    def handle_error(self, request, client_address):  # a client hanging up is expected here
+        pass
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out as separate writes
+    server: Server
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.server.requests.append((self.path, self.headers, raw))
+        reply = self.server.next_reply()
+        time.sleep(reply.delay)
+        body = reply.body(self.headers) if callable(reply.body) else reply.body
+        self.send_response(reply.status)
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        if reply.chunks is None:
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for piece in reply.chunks:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.flush()
+        if reply.cut:
+            self.close_connection = True
+            return
+        self.wfile.write(b"0\r\n\r\n")
+
+
+@pytest.fixture
+def serve():
+    servers: list[Server] = []
+
+    def start(*replies: Reply) -> Server:
+        servers.append(Server(list(replies)))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def chat(base_url: str, body: dict = BODY, **options: Any) -> tuple[Exchange, list[dict]]:
+    """One `Client.chat` in a fresh event loop; the exchange and every on_attempt info."""
+    retry = options.pop("retry", True)
+    options.setdefault("api_key", KEY)
+    options.setdefault("backoff_base", 0.001)
+    infos: list[dict] = []
+
+    async def go() -> Exchange:
+        async with Client(base_url, **options) as client:
+            return await client.chat(body, on_attempt=infos.append, retry=retry)
+
+    return asyncio.run(go()), infos
+
+
+# --- success -------------------------------------------------------------------------------
+
+
+def test_non_stream_ok_sends_body_untouched(serve):
+    server = serve(json_reply(COMPLETION))
+    body = {
+        **BODY,
+        "messages": [{"role": "user", "content": "é", "tools": [{"type": "function"}]}],
+        "thinking": {"type": "enabled"},
+        "chat_template_kwargs": {"thinking": False},
+    }
+    ex, infos = chat(server.base_url + "/", body)
+    assert ex.ok and ex.status == 200 and ex.attempts == 1 and not ex.stream
+    assert ex.message.content == "OK" and ex.finish_reason == "stop"
+    assert (ex.usage, ex.usage_location) == (USAGE, "top")
+    assert ex.request is body
+    [(path, headers, raw)] = server.requests
+    assert path == "/v1/chat/completions"
+    assert json.loads(raw) == body
+    assert headers["Authorization"] == f"Bearer {KEY}"
+    assert headers["Content-Type"] == "application/json"
+    assert infos == [
+        {
+            "attempt": 1,
+            "status": 200,
+            "error": None,
+            "detail": "",
+            "latency_s": ex.latency_s,
+            "usage": USAGE,
+            "excerpt": ex.body_excerpt[:300],
+            "retry_in": None,
+        }
+    ]
+
+
+def test_no_key_no_authorization_header(serve):
+    server = serve(json_reply(COMPLETION))
+    ex, _ = chat(server.base_url, api_key=None)
+    assert ex.ok
+    assert "Authorization" not in server.requests[0][1]
+
+
+def test_stream_ok_assembles_across_network_chunks(serve):
+    call = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "f", "arguments": ""}}
+    events = [
+        {"choices": [{"index": 0, "delta": {"role": "assistant", "reasoning_content": "hmm "}}]},
+        {"choices": [{"index": 0, "delta": {"reasoning": "ok"}}]},
+        {"choices": [{"index": 0, "delta": {"content": "Hi"}}]},
+        {"choices": [{"index": 0, "delta": {"tool_calls": [call]}}]},
+        {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]}}]},
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls", "usage": USAGE}]},
+    ]
+    server = serve(sse_reply(events, split=7))
+    ex, _ = chat(server.base_url, {**BODY, "stream": True})
+    assert ex.ok and ex.stream and ex.done and ex.chunks == 6
+    assert ex.message.content == "Hi" and ex.message.reasoning_content == "hmm ok"
+    assert ex.message.tool_calls == [
+        {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    ]
+    assert ex.finish_reason == "tool_calls"
+    assert (ex.usage, ex.usage_location) == (USAGE, "choice")
+    assert ex.body_excerpt.startswith("data: {")
+
+
+def test_stream_request_answered_with_json_is_accepted(serve):
+    server = serve(json_reply(COMPLETION))
+    ex, _ = chat(server.base_url, {**BODY, "stream": True})
+    assert ex.ok and ex.stream and ex.message.content == "OK" and not ex.done
+
+
+# --- findings: recorded, not retried -------------------------------------------------------
+
+
+def test_stream_without_done_is_protocol_keeping_the_text(serve):
+    server = serve(sse_reply([{"choices": [{"index": 0, "delta": {"content": "par"}}]}] * 2, done=False))
+    ex, _ = chat(server.base_url, {**BODY, "stream": True})
+    assert ex.error == "protocol" and ex.status == 200 and ex.attempts == 1
+    assert ex.error_detail == "stream ended without [DONE] after 2 events"
+    assert ex.message.content == "parpar" and not ex.done
+
+
+def test_connection_dropped_mid_body_is_protocol_and_not_retried(serve):
+    events = [{"choices": [{"index": 0, "delta": {"content": "half"}}]}]
+    server = serve(sse_reply(events, done=False, cut=True))
+    ex, infos = chat(server.base_url, {**BODY, "stream": True})
+    assert ex.error == "protocol" and ex.attempts == 1 and len(server.requests) == 1
+    assert "mid-body" in ex.error_detail
+    assert ex.message.content == "half"
+    assert infos[0]["retry_in"] is None
+
+
+def test_non_json_event_is_protocol(serve):
+    reply = Reply(200, b"", {"Content-Type": "text/event-stream"}, [b"data: {oops\n\n"])
+    ex, _ = chat(serve(reply).base_url, {**BODY, "stream": True})
+    assert ex.error == "protocol" and "not JSON" in ex.error_detail
+
+
+def test_400_is_data_for_checks(serve):
+    server = serve(json_reply({"error": {"message": "temperature must be 1.0"}}, 400))
+    ex, _ = chat(server.base_url)
+    assert ex.status == 400 and ex.error is None and not ex.ok
+    assert ex.error_body == {"error": {"message": "temperature must be 1.0"}}
+    assert ex.error_detail == "HTTP 400: temperature must be 1.0"
+    assert ex.attempts == 1 and len(server.requests) == 1
+
+
+def test_non_json_200_is_bad_response(serve):
+    server = serve(Reply(200, b"<html>gateway</html>", {"Content-Type": "text/html"}))
+    ex, _ = chat(server.base_url)
+    assert ex.error == "bad_response" and ex.attempts == 1
+    assert "body is not JSON (text/html)" in ex.error_detail
+    assert ex.body_excerpt == "<html>gateway</html>"
+
+
+def test_json_without_choices_is_bad_response(serve):
+    ex, _ = chat(serve(json_reply({"id": "x", "usage": USAGE})).base_url)
+    assert ex.error == "bad_response"
+    assert ex.error_detail == "body.choices is missing, expected an array"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_body_over_cap_is_bad_response(serve, stream):
+    big = {"choices": [{"index": 0, "delta": {"content": "x" * 500}}]}
+    reply = sse_reply([big] * 10, split=300) if stream else json_reply({"pad": "x" * 5000})
+    ex, _ = chat(serve(reply).base_url, {**BODY, "stream": stream}, max_body_bytes=1000)
+    assert ex.error == "bad_response" and ex.error_detail == "response body exceeds 1000 bytes"
+    assert ex.attempts == 1
+
+
+def test_redirect_is_not_followed(serve):
+    location = "https://elsewhere.example/v1/chat/completions"
+    server = serve(Reply(307, b"", {"Location": location}))
+    ex, _ = chat(server.base_url)
+    assert ex.status == 307 and ex.error == "bad_response"
+    assert ex.error_detail == "redirect to elsewhere.example not followed"
+    assert len(server.requests) == 1
+
+
+# --- transient failures: retried ----------------------------------------------------------
+
+
+def test_429_retry_after_is_honoured_then_success(serve):
+    slow_down = json_reply({"error": {"message": "slow down"}}, 429, **{"Retry-After": "1"})
+    server = serve(slow_down, json_reply(COMPLETION))
+    started = time.monotonic()
+    # backoff_base=0 makes jitter 0, so a wait of exactly the (capped) Retry-After proves it.
+    ex, infos = chat(server.base_url, backoff_base=0, retry_after_cap=0.3)
+    assert ex.ok and ex.attempts == 2 and len(server.requests) == 2
+    assert time.monotonic() - started >= 0.3
+    assert [(i["status"], i["error"], i["retry_in"]) for i in infos] == [
+        (429, "rate_limit", 0.3),
+        (200, None, None),
+    ]
+    assert infos[0]["detail"] == "HTTP 429: slow down"
+
+
+def test_retry_after_http_date_in_the_past_means_now(serve):
+    past = formatdate(time.time() - 60, usegmt=True)
+    server = serve(json_reply({}, 503, **{"Retry-After": past}), json_reply(COMPLETION))
+    ex, infos = chat(server.base_url, backoff_base=100, backoff_cap=100)
+    assert ex.ok and infos[0]["error"] == "server_error" and infos[0]["retry_in"] == 0.0
+
+
+def test_500_exhausts_retries(serve):
+    server = serve(json_reply({"error": {"message": "boom"}}, 500))
+    ex, infos = chat(server.base_url, max_retries=2)
+    assert ex.error == "server_error" and ex.status == 500 and ex.attempts == 3
+    assert len(server.requests) == 3
+    assert [i["attempt"] for i in infos] == [1, 2, 3]
+    assert all(0 <= i["retry_in"] <= 0.004 for i in infos[:2]) and infos[2]["retry_in"] is None
+
+
+def test_retry_false_makes_one_attempt(serve):
+    server = serve(json_reply({}, 502))
+    ex, _ = chat(server.base_url, retry=False)
+    assert ex.error == "server_error" and ex.attempts == 1 and len(server.requests) == 1
+
+
+def test_timeout(serve):
+    server = serve(Reply(delay=1.0, body=json.dumps(COMPLETION).encode()))
+    started = time.monotonic()
+    ex, _ = chat(server.base_url, timeout=0.2, max_retries=0)
+    assert ex.error == "timeout" and ex.status is None
+    assert time.monotonic() - started < 0.9
+
+
+def test_connection_refused_is_connection_and_retried():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed once the block ends: nothing listens
+    ex, infos = chat(f"http://127.0.0.1:{port}/v1", max_retries=1)
+    assert ex.error == "connection" and ex.status is None and ex.attempts == 2
+    assert infos[0]["retry_in"] is not None
+
+
+# --- configuration -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url", ["http://api.example.com/v1", "http://10.0.0.5:8000/v1", "ftp://x/v1", "http:///v1", "nope"]
+)
+def test_base_urls_kvv_must_not_send_a_key_to(url):
+    with pytest.raises(ConfigError) as raised:
+        Client(url, api_key=KEY)
+    assert KEY not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://api.moonshot.ai/v1", "http://localhost:8000/v1", "http://127.0.0.2/v1", "http://[::1]:9/v1"],
+)
+def test_accepted_base_urls(url):
+    assert Client(url).url.endswith("/v1/chat/completions")
+
+
+def test_insecure_http_needs_opt_in():
+    assert Client("http://api.example.com/v1/", allow_insecure_http=True).url == (
+        "http://api.example.com/v1/chat/completions"
+    )
+
+
+def test_curl_reproduces_the_request_without_the_key():
+    client = Client("https://api.example.com/v1/", api_key=KEY)
+    body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "it's"}]}
+    assert client.curl(body) == (
+        'curl -sS -N "https://api.example.com/v1/chat/completions" '
+        '-H "Authorization: Bearer $KVV_API_KEY" -H "Content-Type: application/json" '
+        """-d '{"model":"m","stream":true,"messages":[{"role":"user","content":"it'\\''s"}]}'"""
+    )
+
+
+# --- the key never comes back ---------------------------------------------------------------
+
+
+def echo(headers: Any) -> bytes:
+    return json.dumps({"error": {"message": f"bad auth header {headers['Authorization']}"}}).encode()
+
+
+@pytest.mark.parametrize(
+    "reply, stream",
+    [
+        (Reply(401, echo), False),
+        # Echoes placed so the 2000-char excerpt cut falls inside the key, in ASCII and in
+        # 2-byte UTF-8 (where bytes and chars part ways).
+        (Reply(200, lambda h: b"x" * 1980 + h["Authorization"].encode(), {}), False),
+        (Reply(500, lambda h: "é".encode() * 1001 + h["Authorization"].encode(), {}), False),
+        (Reply(200, lambda h: json.dumps({**COMPLETION, "echo": h["Authorization"]}).encode()), False),
+        (
+            Reply(
+                200,
+                b"",
+                {"Content-Type": "text/event-stream"},
+                [f'data: {{"choices":[{{"index":0,"delta":{{"content":"{KEY}"}}}}]}}\n\n'.encode()],
+            ),
+            True,
+        ),
+    ],
+)
+def test_canary_key_never_comes_back(serve, reply, stream):
+    server = serve(reply)
+    infos: list[dict] = []
+
+    async def go() -> tuple[Exchange, str]:
+        async with Client(server.base_url, api_key=KEY, max_retries=1, backoff_base=0.001) as client:
+            ex = await client.chat({**BODY, "stream": stream}, on_attempt=infos.append)
+            return ex, f"{client!r} {client} {client.curl(BODY)}"
+
+    ex, client_text = asyncio.run(go())
+    assert server.requests[0][1]["Authorization"] == f"Bearer {KEY}"  # it was sent...
+    for text in (repr(ex), repr(infos), client_text):  # ...and nothing shows any of it
+        assert "sk-canary" not in text
+
+
+def test_key_not_in_connection_error():
+    ex, infos = chat("http://127.0.0.1:9/v1", max_retries=0)
+    assert ex.error == "connection" and "sk-can" not in repr(ex) + repr(infos)

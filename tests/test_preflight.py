@@ -1,0 +1,131 @@
+"""The preflight suite over real loopback sockets: no false alarm on a healthy vendor, and
+every injected fault caught by the check that exists for it."""
+
+from __future__ import annotations
+
+import pytest
+
+PARAM_CHECKS = {"param-temperature", "param-top-p", "param-presence-penalty", "param-frequency-penalty", "param-n"}
+
+
+def run_against(kvv, sim, *extra: str, profile: str = "kimi-k3", env=None):
+    return kvv("run", "--base-url", sim.url, "--model", profile, "--profile", profile,
+               "--max-retries", "2", *extra, env=env)
+
+
+@pytest.mark.parametrize("profile,think_mode", [
+    ("kimi-k3", "kimi"), ("kimi-k3", "opensource"), ("kimi-k3", "none"),
+    ("kimi-k2.5", "kimi"), ("kimi-k2.5", "opensource"), ("kimi-k2.5", "none"),
+    ("generic", "none"),
+])
+def test_healthy_vendor_passes(kvv, simulator, profile, think_mode):
+    sim = simulator(profile)
+    run = run_against(kvv, sim, "--think-mode", think_mode, profile=profile)
+    assert run.exit_code == 0, run.output
+    results = run.results
+    assert results["verdict"] == "pass"
+    assert all(v == "pass" for v in run.verdicts().values()), run.verdicts()
+    assert results["totals"]["requests"] >= len(results["checks"])
+    assert sum(results["totals"]["errors"].values()) == 0
+    assert "PASS" in run.output.upper()
+
+
+def test_kimi_profiles_cover_every_family(kvv, simulator):
+    run = run_against(kvv, simulator("kimi-k3"))
+    assert set(run.verdicts()) == PARAM_CHECKS | {"baseline", "n-applied", "max-tokens-applied",
+                                                   "usage-arithmetic", "thinking-toggle", "stream-usage",
+                                                   "stream-parity"}
+    temperature = run.check("param-temperature")
+    # K3 thinking: 0.0/0.6/1.0 accepted, 1.1/2.0/-0.1 rejected; non-thinking: 0.6 accepted, 3 rejected.
+    assert temperature["n"] == 10
+    modes = {i["mode"] for i in temperature["items"]}
+    assert modes == {"thinking", "non-thinking"}
+
+
+@pytest.mark.parametrize("fault,failing", [
+    ("ignore-temperature", {"param-temperature"}),
+    ("ignore-top-p", {"param-top-p"}),
+    ("ignore-penalties", {"param-presence-penalty", "param-frequency-penalty"}),
+    ("accept-n", {"param-n"}),
+    ("thinking-ignored", {"thinking-toggle"}),
+    ("max-tokens-ignored", {"max-tokens-applied"}),
+    ("usage-off=7", {"usage-arithmetic", "stream-usage"}),
+    ("usage-off=-3", {"usage-arithmetic", "stream-usage"}),
+    ("no-stream-usage", {"stream-usage", "stream-parity"}),
+    ("stream-cut=1", {"stream-usage", "stream-parity"}),
+])
+def test_fault_is_caught_by_its_check(kvv, simulator, fault, failing):
+    run = run_against(kvv, simulator("kimi-k3", fault))
+    assert run.exit_code == 1, run.output
+    verdicts = run.verdicts()
+    assert {c for c, v in verdicts.items() if v == "fail"} == failing, verdicts
+    assert all(v == "pass" for c, v in verdicts.items() if c not in failing), verdicts
+    for check_id in failing:
+        check = run.check(check_id)
+        assert check["evidence"], check
+        assert all(e["curl"].startswith("curl ") and "/chat/completions" in e["curl"] for e in check["evidence"])
+    summary = (run.out / "summary.md").read_text()
+    assert all(check_id in summary for check_id in failing)
+
+
+def test_temperature_fault_on_k25(kvv, simulator):
+    run = run_against(kvv, simulator("kimi-k2.5", "ignore-temperature"), profile="kimi-k2.5")
+    assert run.exit_code == 1
+    failing = [i for i in run.check("param-temperature")["items"] if i["verdict"] == "fail"]
+    assert {i["id"] for i in failing} == {"reject temperature=0.5 [thinking]", "reject temperature=0.5 [non-thinking]"}
+
+
+def test_500_instead_of_400_is_never_a_pass(kvv, simulator):
+    run = run_against(kvv, simulator("kimi-k3", "status-500-instead-of-400"), "--max-retries", "1")
+    assert run.exit_code == 3, run.output
+    assert run.results["verdict"] == "error"
+    for check_id in PARAM_CHECKS:
+        check = run.check(check_id)
+        assert check["verdict"] == "error"
+        rejects = [i for i in check["items"] if i["id"].startswith("reject")]
+        assert rejects and all(i["verdict"] == "error" for i in rejects)
+        assert check["errors"]["server_error"] > 0
+    assert run.results["totals"]["errors"]["server_error"] >= 2 * 14   # 14 reject items, 2 attempts each
+
+
+def test_stream_cut_is_a_protocol_finding(kvv, simulator):
+    run = run_against(kvv, simulator("kimi-k3", "stream-cut=1"))
+    check = run.check("stream-usage")
+    assert check["errors"]["protocol"] > 0
+    assert all("protocol" in i["message"] for i in check["items"])
+
+
+def test_rate_limits_are_retried_and_counted(kvv, simulator):
+    run = run_against(kvv, simulator("kimi-k3", "rate-limit=0.3"), "--max-retries", "8")
+    assert run.exit_code == 0, run.output
+    assert run.results["totals"]["errors"]["rate_limit"] > 0
+    assert run.results["totals"]["attempts"] > run.results["totals"]["requests"]
+
+
+def test_server_errors_are_retried_and_counted(kvv, simulator):
+    run = run_against(kvv, simulator("kimi-k3", "server-error=0.3"), "--max-retries", "8")
+    assert run.exit_code == 0, run.output
+    assert run.results["totals"]["errors"]["server_error"] > 0
+
+
+@pytest.mark.parametrize("fault,error_class", [("rate-limit=1", "rate_limit"), ("server-error=1", "server_error")])
+def test_an_endpoint_that_always_errors_is_an_infrastructure_error(kvv, simulator, fault, error_class):
+    run = run_against(kvv, simulator("kimi-k3", fault), "--max-retries", "0", "--only", "param-n,baseline")
+    assert run.exit_code == 3
+    assert set(run.verdicts().values()) == {"error"}
+    assert run.results["totals"]["errors"][error_class] == run.results["totals"]["attempts"]
+
+
+def test_fail_on_never_and_inconclusive(kvv, simulator):
+    sim = simulator("kimi-k3", "ignore-temperature")
+    assert run_against(kvv, sim, "--fail-on", "never", "--only", "param-temperature").exit_code == 0
+    errored = simulator("kimi-k3", "server-error=1")
+    assert run_against(kvv, errored, "--fail-on", "never", "--max-retries", "0", "--only", "baseline").exit_code == 0
+
+
+def test_wrong_api_key_is_an_error_not_a_pass(kvv, simulator):
+    sim = simulator("kimi-k3", api_key="sk-right-key-000000")
+    run = run_against(kvv, sim, "--only", "param-top-p", env={"KVV_API_KEY": "sk-wrong-key-111111"})
+    assert run.exit_code == 3
+    assert run.check("param-top-p")["verdict"] == "error"
+    assert "401" in run.check("param-top-p")["items"][0]["message"]

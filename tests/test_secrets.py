@@ -1,0 +1,37 @@
+"""The API key never appears in any artifact, log line or error."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from conftest import CANARY_KEY
+
+
+def test_key_appears_nowhere(kvv, simulator, tmp_path):
+    # The vendor requires the key (so it is really sent), fails a contract (evidence, curl lines)
+    # and rate-limits (error records in the journal).
+    sim = simulator("kimi-k3", "ignore-temperature", "rate-limit=0.3", "stream-cut=0.3", api_key=CANARY_KEY)
+    run = kvv("run", "--base-url", sim.url, "--model", "kimi-k3", "--max-retries", "8",
+              env={"KVV_API_KEY": CANARY_KEY})
+    assert run.exit_code == 1, run.output
+    files = list(run.out.rglob("*"))
+    assert {"results.json", "journal.jsonl", "summary.md"} <= {f.name for f in files}
+    for path in files:
+        assert CANARY_KEY not in path.read_text(), path
+    assert CANARY_KEY not in run.output + run.stderr
+    assert sim.stats["requests"] > 0
+    evidence = [e for c in run.results["checks"] for e in c["evidence"]]
+    assert evidence and all('Bearer $KVV_API_KEY' in e["curl"] for e in evidence)
+
+
+def test_key_absent_from_errors_and_the_cli_process(simulator, tmp_path):
+    sim = simulator("kimi-k3", api_key="sk-a-different-key-42424242")
+    env = {"KVV_API_KEY": CANARY_KEY, "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([sys.executable, "-m", "kvv", "run", "--base-url", sim.url, "--model", "kimi-k3",
+                           "--only", "baseline", "--output-dir", str(tmp_path / "o")],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert CANARY_KEY not in proc.stdout + proc.stderr
+    for path in (tmp_path / "o").rglob("*"):
+        assert CANARY_KEY not in path.read_text()
