@@ -59,10 +59,12 @@ def main(argv: list[str]) -> int:
 
 
 def action() -> int:
+    # The step's env may set any locale; the log is UTF-8 whatever it says.
+    sys.stdout.reconfigure(encoding="utf-8", errors="replace")
     key = read_input("api-key")
     # Masks first: nothing may print a secret before the runner knows to hide it.
-    secrets = {key, *(os.environ.get(name) for name in KEY_ENVS)} - {None, ""}
-    for secret in sorted(secrets):
+    secrets = list(dict.fromkeys(s for s in (key, *map(os.environ.get, KEY_ENVS)) if s))
+    for secret in secrets:
         print(github.add_mask(secret), flush=True)
     output_dir = Path(read_input("output-dir") or DEFAULTS["output-dir"])
     try:
@@ -76,10 +78,9 @@ def action() -> int:
     try:
         results = json.loads(results_file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
+        reason = f"kvv exited with code {rc} before writing results.json"
         # A crash exits 1 like a failed run; without results kvv proved nothing either way.
-        rc = 3 if rc in (0, 1) else rc
-        return finish_without_results(rc, f"kvv exited with code {rc} before writing results.json",
-                                      output_dir, tail)
+        return finish_without_results(3 if rc in (0, 1) else rc, reason, output_dir, tail)
     return finish(rc, results, output_dir)
 
 

@@ -50,9 +50,18 @@ def _suite_options(command):
         click.option("--think-mode", type=click.Choice(THINK_MODES),
                      help="How requests switch thinking: kimi `thinking`, opensource `chat_template_kwargs`, "
                           "or none. [default: the profile's]"),
-        click.option("--suite", type=click.Choice(SUITES), help="Which suite to run. [default: preflight]"),
+        click.option("--suite", type=click.Choice(SUITES),
+                     help="preflight (parameter contract, usage, streaming), tools (tool calling and the "
+                          "API contract), or all. [default: preflight]"),
         click.option("--only", help="Run only these check ids (comma-separated)."),
         click.option("--skip", help="Skip these check ids (comma-separated)."),
+        click.option("--cases", type=click.Path(dir_okay=False),
+                     help="Case file for the one check chosen with --only (e.g. upstream's schema-per-line "
+                          "or prompt-token files)."),
+        click.option("--reference-base-url",
+                     help="Official endpoint for paired checks (toolcall-replay collects its reference live); "
+                          "key in KVV_REFERENCE_API_KEY."),
+        click.option("--reference-model", help="Model name at the reference endpoint. [default: --model]"),
         click.option("--concurrency", type=click.IntRange(1, 256), help="Requests in flight. [default: 4]"),
         click.option("--timeout", type=click.FloatRange(min=0, min_open=True),
                      help="Seconds per request. [default: 120]"),
@@ -98,7 +107,7 @@ def run(simulate: bool, sim_fault: tuple[str, ...], sim_seed: int, **flags: Any)
     Writes results.json, summary.md and journal.jsonl to the output directory,
     prints a report, and exits with the verdict's code.
     """
-    from . import report, runner
+    from . import runner
 
     with _config_errors(), _target(flags, simulate, sim_fault, sim_seed) as (settings, api_key):
         target = runner.resolve_target(settings)
@@ -110,10 +119,7 @@ def run(simulate: bool, sim_fault: tuple[str, ...], sim_seed: int, **flags: Any)
             click.echo(f"kvv: interrupted; finished items are in {settings.output_dir}/journal.jsonl — "
                        "run again with --resume to finish", err=True)
             sys.exit(130)
-    out = Path(settings.output_dir)
-    (out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    report.write_reports(results, out)
-    click.echo(report.terminal.render(results, color=sys.stdout.isatty()))
+    _publish(results, Path(settings.output_dir))
     sys.exit(results["exit_code"])
 
 
@@ -220,7 +226,7 @@ def demo(profile: str, fault: str, output_dir: str) -> None:
 
     Nothing leaves this machine. Exit 0 when kvv passes the healthy vendor and fails the faulty one.
     """
-    from . import report, runner
+    from . import runner
     from .simulator import Simulator, parse_faults
 
     outcomes = []
@@ -233,16 +239,24 @@ def demo(profile: str, fault: str, output_dir: str) -> None:
                                 output_dir=str(Path(output_dir) / label))
             target = runner.resolve_target(settings)
             results = runner.run(settings, target, runner.plan_for(settings, target), None)
-        out = Path(settings.output_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-        report.write_reports(results, out)
         click.echo(f"\n=== simulated vendor: {label} ===")
-        click.echo(report.terminal.render(results, color=sys.stdout.isatty()))
+        _publish(results, Path(settings.output_dir))
         outcomes.append(results["verdict"])
     healthy, faulty = outcomes
     click.echo(f"\nkvv demo: healthy vendor -> {healthy.upper()}, vendor with {fault} -> {faulty.upper()}")
     sys.exit(0 if (healthy, faulty) == ("pass", "fail") else 1)
+
+
+def _publish(results: dict[str, Any], out: Path) -> None:
+    """Write results.json (the single source) and its renderings, then print the terminal report."""
+    from . import report
+
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"results": out / "results.json"}
+    paths["results"].write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    paths.update(report.write_reports(results, out))
+    paths["journal"] = out / "journal.jsonl"
+    click.echo(report.terminal.render(results, color=sys.stdout.isatty(), paths=paths))
 
 
 @contextlib.contextmanager

@@ -43,6 +43,9 @@ class Settings:
     resume: bool = False
     api_key_env: str | None = None
     allow_insecure_http: bool = False
+    reference_base_url: str | None = None
+    reference_model: str | None = None
+    reference_api_key_env: str | None = None
     checks: dict[str, dict[str, Any]] = field(default_factory=dict)
     config_file: str | None = None
     config_lines: dict[str, int] = field(default_factory=dict)   # check id -> line in the file
@@ -53,6 +56,10 @@ class Settings:
             if environ.get(name):
                 return environ[name]
         return None
+
+
+    def reference_api_key(self, environ: Mapping[str, str] = os.environ) -> str | None:
+        return environ.get(self.reference_api_key_env or "KVV_REFERENCE_API_KEY") or None
 
 
 def split_ids(value: str | list[str] | None) -> list[str]:
@@ -77,10 +84,23 @@ def load_settings(flags: Mapping[str, Any], environ: Mapping[str, str] = os.envi
     for name, value in flags.items():
         if name in known and value is not None:
             setattr(settings, name, split_ids(value) if name in ("only", "skip") else value)
+    cases = flags.get("cases")
+    if cases:
+        _apply_cases_flag(settings, cases)
     if settings.think_mode not in (None, "kimi", "opensource", "none"):
         raise ConfigError(f"expected kimi, opensource or none, got {settings.think_mode!r}",
                           source="THINK_MODE")
     return settings
+
+
+def _apply_cases_flag(settings: Settings, cases: str) -> None:
+    """`--cases FILE` is shorthand for checks.<id>.cases of the one check chosen with --only."""
+    if len(settings.only) != 1:
+        raise ConfigError("--cases needs exactly one check chosen with --only, e.g. --only tool-schema",
+                          source="--cases")
+    if not Path(cases).is_file():
+        raise ConfigError(f"no such file: {cases}", source="--cases")
+    settings.checks.setdefault(settings.only[0], {})["cases"] = str(Path(cases).resolve())
 
 
 def _apply_file(settings: Settings, path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .checks import Check, Context, Item, registry
@@ -15,10 +16,11 @@ from .profile import Profile
 class PlannedCheck:
     check: Check
     items: list[Item]
+    context: Context
 
     @property
     def requests(self) -> int:
-        return sum(len(item.requests) for item in self.items)
+        return sum(item.request_count or len(item.requests) for item in self.items)
 
     @property
     def token_ceiling(self) -> int | None:
@@ -46,24 +48,33 @@ class Plan:
 
 
 def make_plan(settings: Settings, profile: Profile, model: str, think_mode: str) -> Plan:
-    checks = [c for c in registry(profile) if settings.suite in c.suites]
-    known = {c.id: c for c in checks}
-    _validate_ids(settings, known)
-    planned, skipped = [], {}
-    for check in checks:
+    every = registry(profile)
+    _validate_ids(settings, {c.id: c for c in every})
+    # Every check's settings are validated, also those of checks this run leaves out.
+    configured = {}
+    for check in every:
         config = dict(settings.checks.get(check.id, {}))
         enabled = config.pop("enabled", True)
-        options = _options(settings, check, config)
-        if settings.only and check.id not in settings.only:
+        configured[check.id] = (enabled, _options(settings, check, config))
+    planned, skipped = [], {}
+    for check in every:
+        enabled, options = configured[check.id]
+        # --only names checks directly, whatever suite they belong to.
+        if settings.only:
+            if check.id not in settings.only:
+                continue
+        elif settings.suite != "all" and settings.suite not in check.suites:
             continue
         if check.id in settings.skip or not enabled:
             skipped[check.id] = "skipped by configuration"
             continue
-        items = check.build(Context(model=model, profile=profile, think_mode=think_mode, options=options))
+        context = Context(model=model, profile=profile, think_mode=think_mode, options=options,
+                          reference=bool(settings.reference_base_url))
+        items = check.build(context)
         if not items:
             skipped[check.id] = f"not applicable to profile {profile.id} with think mode {think_mode}"
             continue
-        planned.append(PlannedCheck(check, items))
+        planned.append(PlannedCheck(check, items, context))
     if not planned:
         raise ConfigError("no check left to run", source="--only/--skip")
     return Plan(planned, skipped)
@@ -88,9 +99,22 @@ def _options(settings: Settings, check: Check, config: dict[str, Any]) -> dict[s
             expected = ", ".join(["enabled", *check.options]) or "enabled"
             raise ConfigError(f"unknown option {key!r}; expected one of: {expected}",
                               source=settings.config_file, path=f"checks.{check.id}.{key}")
-        default = check.options[key]
-        if type(value) is not type(default) or (isinstance(value, int) and value < 1):
-            raise ConfigError(f"expected a positive {type(default).__name__}, got {value!r}",
-                              source=settings.config_file, path=f"checks.{check.id}.{key}")
-        options[key] = value
+        options[key] = _option_value(settings, check, key, value)
     return options
+
+
+def _option_value(settings: Settings, check: Check, key: str, value: Any) -> Any:
+    default = check.options[key]
+    where = {"source": settings.config_file, "path": f"checks.{check.id}.{key}"}
+    if default is None:                      # a file path, relative to the config file
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"expected a file path, got {value!r}", **where)
+        path = Path(value)
+        if not path.is_absolute() and settings.config_file:
+            path = Path(settings.config_file).parent / path
+        if not path.is_file():
+            raise ConfigError(f"no such file: {path}", **where)
+        return str(path)
+    if type(value) is not type(default) or (isinstance(value, (int, float)) and value <= 0):
+        raise ConfigError(f"expected a positive {type(default).__name__}, got {value!r}", **where)
+    return value

@@ -46,12 +46,20 @@ class Profile:
     rejection_statuses: tuple[int, ...]
     parameters: dict[str, dict[str, Rule]]      # name -> mode -> rule
     stream_usage: str = "top"
+    features: dict[str, Any] = field(default_factory=dict)
+    thresholds: dict[str, Any] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
     parameter_sources: dict[str, str] = field(default_factory=dict)
     path: str = ""
 
     def rule(self, name: str, mode: str) -> Rule | None:
         return self.parameters.get(name, {}).get(mode)
+
+    def feature(self, name: str, default: Any = None) -> Any:
+        return self.features.get(name, default)
+
+    def threshold(self, name: str, default: Any = None) -> Any:
+        return self.thresholds.get(name, default)
 
 
 def builtin_profiles() -> list[str]:
@@ -111,6 +119,8 @@ def _build(data: dict[str, Any], source: str) -> Profile:
         rejection_statuses=tuple(data.get("rejection-statuses", [400])),
         parameters=parameters,
         stream_usage=data.get("stream-usage", "top"),
+        features=dict(data.get("features") or {}),
+        thresholds=dict(data.get("thresholds") or {}),
         sources=dict(data.get("sources") or {}),
         parameter_sources={k: v.get("source", "") for k, v in data.get("parameters", {}).items()},
         path=source,

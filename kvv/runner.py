@@ -4,6 +4,7 @@ then per-check verdicts and the results document every report is rendered from."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -57,20 +58,27 @@ def run(settings: Settings, target: Target, plan: Plan, api_key: str | None) -> 
 
 async def _run(settings: Settings, target: Target, plan: Plan, api_key: str | None) -> dict[str, Any]:
     out = Path(settings.output_dir)
-    redactor = Redactor(api_key)
+    reference_key = settings.reference_api_key() if settings.reference_base_url else None
+    redactor = Redactor(api_key, reference_key)
     journal_path = out / "journal.jsonl"
     previous = finished_items(journal_path) if settings.resume else {}
     journal = Journal(journal_path, redactor, append=settings.resume)
     started, clock = _now(), time.monotonic()
     semaphore = asyncio.Semaphore(settings.concurrency)
+    client_options = dict(timeout=settings.timeout, max_retries=settings.max_retries,
+                          allow_insecure_http=settings.allow_insecure_http, max_connections=settings.concurrency)
     try:
-        async with Client(target.base_url, api_key=api_key, timeout=settings.timeout,
-                          max_retries=settings.max_retries,
-                          allow_insecure_http=settings.allow_insecure_http,
-                          max_connections=settings.concurrency) as client:
+        async with contextlib.AsyncExitStack() as stack:
+            client = await stack.enter_async_context(Client(target.base_url, api_key=api_key, **client_options))
+            reference = None
+            if settings.reference_base_url:
+                reference = await stack.enter_async_context(
+                    Client(settings.reference_base_url, api_key=reference_key, **client_options))
             journal.write("run", kvv_version=__version__, base_url=target.base_url, model=target.model,
-                          profile=target.profile.id, think_mode=target.think_mode, suite=settings.suite)
-            runners = [_CheckRun(p, client, journal, semaphore, previous) for p in plan.checks]
+                          profile=target.profile.id, think_mode=target.think_mode, suite=settings.suite,
+                          reference_base_url=settings.reference_base_url)
+            runners = [_CheckRun(p, client, reference, settings.reference_model or target.model,
+                                 journal, semaphore, previous) for p in plan.checks]
             checks = await asyncio.gather(*(r.run() for r in runners))
     finally:
         journal.close()
@@ -99,9 +107,10 @@ async def _run(settings: Settings, target: Target, plan: Plan, api_key: str | No
 class _CheckRun:
     """One check's items, run concurrently under the shared semaphore."""
 
-    def __init__(self, planned: PlannedCheck, client: Client, journal: Journal,
-                 semaphore: asyncio.Semaphore, previous: dict):
+    def __init__(self, planned: PlannedCheck, client: Client, reference: Client | None, reference_model: str,
+                 journal: Journal, semaphore: asyncio.Semaphore, previous: dict):
         self.planned, self.client, self.journal = planned, client, journal
+        self.reference, self.reference_model = reference, reference_model
         self.semaphore, self.previous = semaphore, previous
         self.errors = dict.fromkeys(ERROR_CLASSES, 0)
         self.tokens = {"prompt_tokens": 0, "completion_tokens": 0}
@@ -113,19 +122,27 @@ class _CheckRun:
         items = await asyncio.gather(*(self._item(item) for item in self.planned.items))
         counts = {v: sum(1 for i in items if i["verdict"] == v) for v in (PASS, FAIL, ERROR)}
         n = len(items)
-        lower, upper = wilson(counts[PASS], n)
         evidence = [i.pop("evidence") for i in items if i.get("evidence")]
+        if check.summarize is not None:
+            summary = check.summarize(items, self.planned.context)
+            verdict, metric, details = summary.verdict, summary.metric, summary.details
+        else:
+            lower, upper = wilson(counts[PASS], n)
+            verdict = worst(i["verdict"] for i in items)
+            metric = {"name": "pass_rate", "value": round(counts[PASS] / n, 4),
+                      "lower": round(lower, 4), "upper": round(upper, 4), "confidence": 0.95}
+            details = {}
         return {
             "id": check.id,
             "title": check.title,
             "detects": check.detects,
-            "verdict": worst(i["verdict"] for i in items),
+            "verdict": verdict,
             "n": n,
             "passed": counts[PASS],
             "failed": counts[FAIL],
             "errored": counts[ERROR],
-            "metric": {"name": "pass_rate", "value": round(counts[PASS] / n, 4),
-                       "lower": round(lower, 4), "upper": round(upper, 4), "confidence": 0.95},
+            "metric": metric,
+            "details": details,
             "errors": self.errors,
             "tokens": self.tokens,
             "duration_s": round(time.monotonic() - clock, 3),
@@ -140,7 +157,7 @@ class _CheckRun:
         if done is not None:
             return {**{k: done[k] for k in ("verdict", "message", "requests", "attempts")},
                     "id": item.id, "mode": item.mode, "digest": item.digest, "resumed": True,
-                    "evidence": done.get("evidence")}
+                    "data": done.get("data"), "evidence": done.get("evidence")}
         sent = {"requests": 0, "attempts": 0}
 
         def on_attempt(info: dict[str, Any]) -> None:
@@ -153,9 +170,14 @@ class _CheckRun:
                     self.tokens[name] += value
             self.journal.write("attempt", check=check_id, item=item.id, digest=item.digest, **info)
 
-        async def send(body: dict[str, Any]) -> Exchange:
+        async def send(body: dict[str, Any], *, reference: bool = False) -> Exchange:
             sent["requests"] += 1
-            return await self.client.chat(body, on_attempt=on_attempt)
+            if not reference:
+                return await self.client.chat(body, on_attempt=on_attempt)
+            if self.reference is None:
+                raise RuntimeError("this item needs a reference endpoint (--reference-base-url)")
+            return await self.reference.chat({**body, "model": self.reference_model},
+                                             on_attempt=lambda info: on_attempt({**info, "reference": True}))
 
         async with self.semaphore:
             try:
@@ -164,7 +186,7 @@ class _CheckRun:
                 outcome = Outcome(ERROR, f"kvv internal error: {type(exc).__name__}: {exc}")
         result = {"id": item.id, "mode": item.mode, "verdict": outcome.verdict, "message": outcome.message,
                   "digest": item.digest, "requests": sent["requests"], "attempts": sent["attempts"],
-                  "resumed": False, "evidence": self._evidence(item, outcome)}
+                  "resumed": False, "data": outcome.data, "evidence": self._evidence(item, outcome)}
         self.journal.write("item", check=check_id, item=item.id, **{k: v for k, v in result.items() if k != "id"})
         return result
 

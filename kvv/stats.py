@@ -24,3 +24,25 @@ def wilson(successes: int, n: int, confidence: float = 0.95) -> tuple[float, flo
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def threshold_verdict(successes: int, failures: int, errors: int, minimum: float,
+                      confidence: float = 0.95) -> tuple[str, dict[str, float]]:
+    """Judge a rate against a minimum, treating items kvv could not run as unknown.
+
+    PASS when the lower bound is at or above `minimum` even if every errored item had failed;
+    FAIL when the upper bound is below it even if every errored item had succeeded;
+    otherwise INCONCLUSIVE. So infrastructure errors can blur a verdict, never fake one.
+    """
+    n = successes + failures + errors
+    lower, _ = wilson(successes, n, confidence)
+    _, upper = wilson(successes + errors, n, confidence)
+    value = successes / (successes + failures) if successes + failures else 0.0
+    if n and lower >= minimum:
+        verdict = "pass"
+    elif n and upper < minimum:
+        verdict = "fail"
+    else:
+        verdict = "inconclusive"
+    return verdict, {"value": round(value, 4), "lower": round(lower, 4), "upper": round(upper, 4),
+                     "confidence": confidence, "minimum": minimum}

@@ -116,6 +116,7 @@ def test_a_vendor_that_ignores_temperature_fails_with_annotations(tmp_path, faul
     run = run_action(tmp_path, {"simulate": "true", faults_input: "ignore-temperature"})
     assert run.rc == 1, run.stdout + run.stderr
     assert run.outputs["verdict"] == "fail" and run.outputs["exit-code"] == "1"
+    jsonschema.validate(json.loads((run.workspace / "kvv-out" / "results.json").read_text()), RESULTS_SCHEMA)
     after = assert_commands_stopped_around_kvv_output(run)
     errors = [line for line in after if line.startswith("::error ")]
     assert 1 <= len(errors) <= 10

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from ..profile import Profile
 from .base import Check, Context, Item, Outcome
-from . import effects, params, streaming, thinking_toggle
+from . import (contracts, effects, params, prompt_tokens, reasoning_history, streaming, thinking_toggle,
+               tool_schema, toolcall_replay, tool_workflow)
 
 # Parameters the built-in profiles pin; a user's profile may pin more, and gets a check for each.
 STANDARD_PARAMETERS = ("temperature", "top_p", "presence_penalty", "frequency_penalty", "n")
-SUITES = ("preflight",)
+SUITES = ("preflight", "tools", "all")
 
 
 def registry(profile: Profile | None = None) -> list[Check]:
@@ -22,6 +23,12 @@ def registry(profile: Profile | None = None) -> list[Check]:
         *effects.CHECKS[1:],
         *thinking_toggle.CHECKS,
         *streaming.CHECKS,
+        *tool_schema.CHECKS,
+        *contracts.CHECKS,
+        *reasoning_history.CHECKS,
+        *prompt_tokens.CHECKS,
+        *tool_workflow.CHECKS,
+        *toolcall_replay.CHECKS,
     ]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Protocol
 
 from ..exchange import Exchange
 from ..thinking import thinking_fields
@@ -19,7 +19,11 @@ PROMPT = "Say 'OK' and nothing else."
 # For checks that need an answer longer than a few tokens.
 LONG_PROMPT = "Write the numbers from 1 to 100 in words, separated by commas."
 
-Send = Callable[[dict[str, Any]], Awaitable[Exchange]]
+class Send(Protocol):
+    """The runner's way to send one chat request: to the vendor, or (reference=True) to the
+    reference endpoint of a paired run (`--reference-base-url`)."""
+
+    def __call__(self, body: dict[str, Any], *, reference: bool = False) -> Awaitable[Exchange]: ...
 
 
 @dataclass
@@ -27,6 +31,7 @@ class Outcome:
     verdict: str                 # pass | fail | error (items are never inconclusive)
     message: str
     exchange: Exchange | None = None   # the exchange that shows why (evidence)
+    data: dict[str, Any] | None = None  # JSON-able facts a check's `summarize` needs (kept for --resume)
 
 
 @dataclass
@@ -38,8 +43,10 @@ class Item:
     judge: Callable[[list[Exchange]], Outcome] | None = None
     mode: str | None = None                  # "thinking" | "non-thinking" | None
     token_ceiling: int | None = None         # completion tokens at most; None: server default
-    # Items whose later requests depend on earlier answers override `execute`.
+    # Items whose later requests depend on earlier answers set `run` (and `request_count`,
+    # the most requests they may send, for the plan); `requests` then holds the first one(s).
     run: Callable[[Send], Awaitable[Outcome]] | None = None
+    request_count: int | None = None
 
     @property
     def digest(self) -> str:
@@ -69,6 +76,7 @@ class Context:
     profile: Any                 # kvv.profile.Profile
     think_mode: str              # kimi | opensource | none
     options: dict[str, Any] = field(default_factory=dict)   # checks.<id>.* from the config
+    reference: bool = False      # a reference endpoint is configured (paired mode)
 
     def modes(self) -> tuple[str, ...]:
         """Thinking modes kvv can test: with no request format it only gets the server default."""
@@ -89,7 +97,18 @@ class Check:
     detects: str                 # the deployment fault this check catches, one line
     suites: tuple[str, ...]
     build: Callable[[Context], list[Item]]
-    options: dict[str, Any] = field(default_factory=dict)   # option name -> default
+    # Option name -> default. A default of None marks a file path (relative to the config file).
+    options: dict[str, Any] = field(default_factory=dict)
+    # Checks with a statistical verdict replace "worst item wins": given the item records
+    # ({"id", "mode", "verdict", "message", "data"}), return a Summary.
+    summarize: Callable[[list[dict[str, Any]], Context], "Summary"] | None = None
+
+
+@dataclass
+class Summary:
+    verdict: str
+    metric: dict[str, Any]          # {"name", "value", "lower", "upper", "confidence"}
+    details: dict[str, Any] = field(default_factory=dict)   # further metrics, per mode, counts
 
 
 def transport_problem(ex: Exchange) -> Outcome | None:

@@ -34,7 +34,7 @@ def render(results: dict, *, max_bytes: int | None = None) -> str:
     text = _join(head + [_findings_title(findings)] + [f for _, f in findings] + [_footer(results)])
     if max_bytes is None or _size(text) <= max_bytes:
         return text
-    return _cut(results, head, findings, max_bytes)
+    return _cut(head, findings, max_bytes)
 
 
 # --- text helpers (also used by the terminal report) ------------------------------------
@@ -179,7 +179,8 @@ def _evidence(ev: dict) -> str:
     if ev.get("curl") and len(ev["curl"]) > CURL_CAP:
         parts.append(f"Reproduce: the curl line ({len(ev['curl'])} characters) is in `results.json`.")
     elif ev.get("curl"):
-        parts.append("Reproduce (set `KVV_API_KEY` first):\n\n" + fence(ev["curl"], "sh"))
+        key_note = " (set `KVV_API_KEY` first)" if "$KVV_API_KEY" in ev["curl"] else ""
+        parts.append(f"Reproduce{key_note}:\n\n" + fence(ev["curl"], "sh"))
     if ev.get("request") is not None:
         body = json.dumps(_capped(ev["request"]), indent=2, ensure_ascii=False)
         parts.append(_details("request", fence(body, "json")))
@@ -226,9 +227,17 @@ def _size(text: str) -> int:
     return len(text.encode("utf-8"))
 
 
-def _cut(results: dict, head: list[str], findings: list[tuple[str, str]], max_bytes: int) -> str:
+def _cut(head: list[str], findings: list[tuple[str, str]], max_bytes: int) -> str:
     """Drop finding sections from the end (then the table) until the summary fits."""
-    kept = list(findings)
+    # Skip straight past the sections that cannot fit; the loop below then trims for the note.
+    used = _size(_join(head + [_findings_title(findings)]))
+    fitting = 0
+    for _, section in findings:
+        used += _size(section) + 2
+        if used > max_bytes:
+            break
+        fitting += 1
+    kept = findings[:fitting]
     sections = list(head)
     while True:
         cut_ids = [cid for cid, _ in findings[len(kept):]]
