@@ -7,7 +7,11 @@ Binary outcomes at small n get the Wilson score interval, never the normal appro
 from __future__ import annotations
 
 import math
+import random
 from statistics import NormalDist
+from typing import Callable, Sequence, TypeVar
+
+T = TypeVar("T")
 
 
 def z_value(confidence: float) -> float:
@@ -46,3 +50,21 @@ def threshold_verdict(successes: int, failures: int, errors: int, minimum: float
         verdict = "inconclusive"
     return verdict, {"value": round(value, 4), "lower": round(lower, 4), "upper": round(upper, 4),
                      "confidence": confidence, "minimum": minimum}
+
+
+def bootstrap(rows: Sequence[T], statistic: Callable[[Sequence[T]], float | None], *, resamples: int = 2000,
+              confidence: float = 0.95, seed: int = 0) -> tuple[float | None, float | None]:
+    """Percentile bootstrap interval of `statistic` over `rows` resampled with replacement.
+
+    For statistics with no closed-form interval (F1). Seeded, so a verdict is reproducible.
+    Resamples where the statistic is undefined (None, e.g. precision with no positive) are
+    dropped; (None, None) if every one is. Note the percentile interval of a sample that is
+    all alike is a point: it measures sampling spread, not what a small n cannot show.
+    """
+    rng = random.Random(seed)
+    values = sorted(v for v in (statistic(rng.choices(rows, k=len(rows))) for _ in range(resamples))
+                    if v is not None)
+    if not values:
+        return None, None
+    tail = (1 - confidence) / 2
+    return values[math.floor(tail * (len(values) - 1))], values[math.ceil((1 - tail) * (len(values) - 1))]

@@ -14,6 +14,8 @@ from kvv.profile import load_profile
 from kvv.simulator import Simulator, parse_faults
 
 CANARY_KEY = "sk-canary-3f9c1e7a5b2d4c6e8f0a1b3c5d7e9f21"
+# Upstream's own case files, beside the repo (../shared), for proving kvv reads their formats.
+UPSTREAM_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "upstream-kvv"
 
 
 @pytest.fixture

@@ -103,7 +103,8 @@ def test_rate_limits_are_retried_and_counted(kvv, simulator):
 
 
 def test_server_errors_are_retried_and_counted(kvv, simulator):
-    run = run_against(kvv, simulator("kimi-k3", "server-error=0.3"), "--max-retries", "8")
+    run = run_against(kvv, simulator("kimi-k3", "server-error=0.3"), "--max-retries", "8",
+                      "--only", "baseline,param-top-p,stream-parity")
     assert run.exit_code == 0, run.output
     assert run.results["totals"]["errors"]["server_error"] > 0
 

@@ -397,7 +397,9 @@ def test_catalogue_entries_are_complete():
     assert {entry["name"] for entry in catalogue} >= {
         "ignore-temperature", "ignore-top-p", "ignore-penalties", "accept-n", "status-500-instead-of-400",
         "thinking-ignored", "max-tokens-ignored", "usage-off", "no-stream-usage", "rate-limit",
-        "server-error", "stream-cut"}
+        "server-error", "stream-cut", "tool-args-invalid", "tool-args-broken-json", "tool-finish-reason-stop",
+        "stream-tool-index-bug", "tool-trigger-drift", "tool-choice-ignored", "response-format-ignored",
+        "dynamic-tools-ignored", "drop-reasoning-history", "tool-id-format"}
     for entry in catalogue:
         assert entry["value"] in ("none", "rate", "delta")
         assert entry["description"] and "\n" not in entry["description"]

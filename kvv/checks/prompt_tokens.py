@@ -1,3 +1,119 @@
-"""(being written)"""
+"""prompt_tokens is counted as the model's own tokenizer and chat template count it.
 
-CHECKS: list = []
+Each case is a request whose true prompt size is known (upstream-kvv.md §1.4, §2.6). A vendor
+whose template renders tools, effort, dynamic tools or history reasoning differently, or
+whose gateway misreports usage, reports another number. An under-count always fails (the
+prompt was not rendered in full); an over-count is allowed up to the profile's slack.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from ..exchange import Exchange
+from ..verdict import FAIL, PASS
+from .base import Check, Context, Item, Outcome, error_message
+from .usage import tokens
+
+BUILTIN = "prompt-token-cases.jsonl"
+CAPS = ("max_tokens", "max_completion_tokens")
+STREAM = {"stream": True, "stream_options": {"include_usage": True}}
+# Each field of a case line: whether a value is valid, and what is expected.
+FIELDS = {
+    "id": (lambda v: isinstance(v, str) and v != "", "a non-empty string"),
+    "description": (lambda v: isinstance(v, str), "a string"),
+    "request": (lambda v: isinstance(v, dict) and isinstance(v.get("messages"), list) and v["messages"] != [],
+                "an object with a non-empty messages array"),
+    "expected_prompt_tokens": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+                               "a non-negative integer"),
+    "features": (lambda v: isinstance(v, list) and all(isinstance(f, str) for f in v),
+                 "a list of profile feature names"),
+}
+OPTIONAL = ("features",)
+
+
+def load_cases(path: str | None) -> list[dict[str, Any]]:
+    """The cases of `path` (None: kvv's built-in corpus), each line validated."""
+    if path is None:
+        source = f"{BUILTIN} (built-in)"
+        text = (resources.files("kvv") / "data" / BUILTIN).read_text(encoding="utf-8")
+    else:
+        source, text = path, Path(path).read_text(encoding="utf-8")
+    cases, seen = [], set()
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"line {number}"
+        try:
+            case = json.loads(line)
+        except ValueError as exc:
+            raise ConfigError(f"not JSON ({exc.msg})", source=source, path=where) from None
+        if not isinstance(case, dict):
+            raise ConfigError("expected a JSON object", source=source, path=where)
+        _validate(case, source, where)
+        if case["id"] in seen:
+            raise ConfigError(f"duplicate case id {case['id']!r}", source=source, path=f"{where}: id")
+        seen.add(case["id"])
+        cases.append(case)
+    if not cases:
+        raise ConfigError("no cases", source=source)
+    return cases
+
+
+def _validate(case: dict[str, Any], source: str, where: str) -> None:
+    for name, (valid, expected) in FIELDS.items():
+        if name not in case and name in OPTIONAL:
+            continue
+        if name not in case:
+            raise ConfigError(f"missing; expected {expected}", source=source, path=f"{where}: {name}")
+        if not valid(case[name]):
+            raise ConfigError(f"expected {expected}, got {json.dumps(case[name])[:80]}",
+                              source=source, path=f"{where}: {name}")
+
+
+def _build(ctx: Context) -> list[Item]:
+    cases = load_cases(ctx.options.get("cases"))
+    slack = ctx.profile.threshold("prompt-token-slack", 3)
+    items = []
+    for case in cases:
+        if not all(ctx.profile.feature(name) for name in case.get("features", [])):
+            continue
+        request = case["request"]
+        caps = [request[k] for k in CAPS if isinstance(request.get(k), int)]
+        # The prompt's count does not depend on the answer: one token of it is enough, unless the case caps it.
+        body = {**request, "model": ctx.model, **STREAM, **({} if caps else {"max_tokens": 1})}
+        items.append(Item(case["id"], [body], within(case["expected_prompt_tokens"], slack), None,
+                          min(caps, default=1)))
+    return items
+
+
+def within(expected: int, slack: int):
+    """The pass rule: expected <= actual <= expected + slack."""
+    def judge(exchanges: list[Exchange]) -> Outcome:
+        ex = exchanges[0]
+        actual = tokens(ex, "prompt_tokens") if ex.ok else None
+        data = {"expected": expected, "actual": actual, "delta": None if actual is None else actual - expected}
+        if not ex.ok:
+            verdict, message = FAIL, f"HTTP {ex.status} for a valid request, expected {expected}: {error_message(ex)}"
+        elif actual is None:
+            verdict, message = FAIL, f"no usage.prompt_tokens in the stream; expected {expected}"
+        elif actual < expected:
+            verdict, message = FAIL, f"under-count: prompt_tokens {actual}, expected {expected}"
+        elif actual > expected + slack:
+            verdict, message = FAIL, f"over-count: prompt_tokens {actual}, expected {expected} (at most +{slack})"
+        else:
+            verdict, message = PASS, f"prompt_tokens {actual}, expected {expected}"
+        return Outcome(verdict, message, ex, data)
+    return judge
+
+
+CHECKS = [
+    Check("prompt-tokens", "prompt_tokens matches the reference count",
+          "the chat template or tokenizer differs from the model's (tools, effort, dynamic tools or history "
+          "reasoning rendered differently), or usage is misreported for billing",
+          ("tools",), _build, {"cases": None}),
+]

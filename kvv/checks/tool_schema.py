@@ -1,3 +1,258 @@
-"""(being written)"""
+"""Tool-call arguments obey the tool's JSON Schema (upstream's walle / MFJS suite, §1.2).
 
-CHECKS: list = []
+Each case schema becomes the `parameters` of one strict function tool; the model must call it,
+and the arguments must parse as JSON and validate. Broken guided decoding, argument parsers and
+stream reassembly all show up here as invalid or unparseable arguments. The verdict is an
+accuracy against the profile's minimum, per stream mode.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from importlib import resources
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError, best_match
+
+from ..errors import ConfigError
+from ..exchange import Exchange
+from ..stats import threshold_verdict
+from ..verdict import ERROR, FAIL, INCONCLUSIVE, PASS, SEVERITY
+from .base import (Check, Context, Item, Outcome, Send, Summary, access_problem, error_message,
+                   transport_problem)
+
+TOOL = "kvv_schema_case"
+PROMPT = (f"Call the function {TOOL} exactly once. Its arguments must be the smallest JSON object that "
+          "satisfies the function's parameter schema: respect every constraint (required properties, types, "
+          "enum and const values, minimum and maximum, lengths, patterns, formats, item counts). "
+          "Reply with the function call only, no text.")
+STREAM = {"stream": True, "stream_options": {"include_usage": True}}
+MODES = ("non-stream", "stream")
+SHOWN_FAILURES = 5
+BUILTIN = "kvv/data/tool-schema-cases.jsonl (built-in)"
+
+# Where a schema holds subschemas (2020-12 plus draft-7 spellings). Any other keyword's value is
+# data (enum, const, examples, required, ...) and is left alone, so a property named "default"
+# or "$ref" is never mistaken for the keyword.
+ONE_SCHEMA = {"additionalProperties", "items", "contains", "not", "if", "then", "else", "propertyNames",
+              "unevaluatedItems", "unevaluatedProperties", "additionalItems", "contentSchema"}
+SCHEMA_LIST = {"allOf", "anyOf", "oneOf", "prefixItems", "items"}
+SCHEMA_MAP = {"properties", "patternProperties", "$defs", "definitions", "dependentSchemas", "dependencies"}
+HOISTED = ("$defs", "definitions")
+# Keywords that only mean something at a document root: a wrapped case is not one, and its `$id`
+# would re-base the rewritten `$ref`s onto a resource that no longer holds the definitions.
+ROOT_ONLY = {"$id", "$schema", *HOISTED}
+
+
+# --- the case file --------------------------------------------------------------------------
+
+def load_cases(path: str | None) -> list[tuple[int, Any]]:
+    """(line number, schema) for every non-blank line; a bad line is the user's error (exit 2)."""
+    if path is None:
+        source = BUILTIN
+        raw = (resources.files("kvv") / "data" / "tool-schema-cases.jsonl").read_bytes()
+    else:
+        source = path
+        with open(path, "rb") as file:
+            raw = file.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 at byte {exc.start}", source=source) from None
+    cases = []
+    # Split on "\n" only: U+2028 and friends may sit raw inside a JSON string.
+    for number, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            schema = json.loads(line)
+        except (ValueError, RecursionError) as exc:
+            raise ConfigError(f"not JSON: {exc}", source=source, path=f"line {number}") from None
+        if not isinstance(schema, (dict, bool)):
+            raise ConfigError(f"expected a JSON Schema (an object or a boolean), got {type(schema).__name__}",
+                              source=source, path=f"line {number}")
+        cases.append((number, schema))
+    return cases
+
+
+# --- sending a case as upstream does ----------------------------------------------------------
+
+def wrap(case: dict[str, Any] | bool) -> dict[str, Any]:
+    """The tool's `parameters`: `{"value": case}`, required, nothing else allowed.
+
+    Definitions move to the wrapper's root under the same keyword, so `#/$defs/...` and
+    `#/definitions/...` keep their meaning; other pointers into the case gain the
+    `/properties/value` prefix; `$ref: "#"` (the case itself) points at a copy of the case in
+    `$defs`. Every `default` keyword goes: decoders stumble on them (upstream saw kimi-k2.5 omit
+    required properties).
+    """
+    if isinstance(case, bool):
+        return _wrapper(case)
+    defs = {k: case[k] for k in HOISTED if isinstance(case.get(k), dict)}
+    root_name = "kvv_case_root"
+    while root_name in defs.get("$defs", {}):
+        root_name += "_"
+    self_referenced = False
+
+    def ref(target: str) -> str:
+        nonlocal self_referenced
+        if target == "#":
+            self_referenced = True
+            return f"#/$defs/{root_name}"
+        if target.startswith("#/") and not target.startswith(tuple(f"#/{k}/" for k in HOISTED)):
+            return "#/properties/value" + target[1:]
+        return target                          # hoisted definitions, anchors, other documents
+
+    value = _rewrite({k: v for k, v in case.items() if k not in ROOT_ONLY}, ref)
+    wrapper = _wrapper(value)
+    for keyword, definitions in defs.items():
+        wrapper[keyword] = {name: _rewrite(schema, ref) for name, schema in definitions.items()}
+    if self_referenced:
+        wrapper.setdefault("$defs", {})[root_name] = value
+    return wrapper
+
+
+def _wrapper(value: Any) -> dict[str, Any]:
+    return {"type": "object", "properties": {"value": value}, "required": ["value"], "additionalProperties": False}
+
+
+def _rewrite(schema: Any, ref) -> Any:
+    """A copy of `schema` without `default` keywords and with every `$ref` passed through `ref`."""
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "default":
+            continue
+        if key == "$ref" and isinstance(value, str):
+            out[key] = ref(value)
+        elif key in SCHEMA_MAP and isinstance(value, dict):
+            out[key] = {name: _rewrite(sub, ref) for name, sub in value.items()}
+        elif key in SCHEMA_LIST and isinstance(value, list):
+            out[key] = [_rewrite(sub, ref) for sub in value]
+        elif key in ONE_SCHEMA:
+            out[key] = _rewrite(value, ref)
+        else:
+            out[key] = value
+    return out
+
+
+def request(ctx: Context, parameters: dict[str, Any], stream: bool) -> dict[str, Any]:
+    tool = {"type": "function", "function": {"name": TOOL, "description": "Receives one test value.",
+                                             "parameters": parameters, "strict": True}}
+    return ctx.body(ctx.profile.default_mode, PROMPT, tools=[tool], tool_choice="required",
+                    max_tokens=ctx.options.get("max-tokens", 2048), **(STREAM if stream else {}))
+
+
+# --- judging one response -------------------------------------------------------------------
+
+def classify(ex: Exchange, validator: Draft202012Validator, mode: str, line: int) -> Outcome:
+    """The outcome of one case; `data["class"]` says which way it went."""
+    def outcome(verdict: str, kind: str, message: str, **extra: Any) -> Outcome:
+        return Outcome(verdict, message, ex, {"class": kind, "mode": mode, "line": line, **extra})
+
+    problem = transport_problem(ex) or access_problem(ex)
+    if problem is not None:
+        # Transient failures left after retries: kvv could not run the case. A broken stream
+        # or malformed body is the vendor's defect.
+        return outcome(problem.verdict, "error" if problem.verdict == ERROR else "bad-response", problem.message)
+    if not ex.ok:
+        return outcome(FAIL, "rejected", f"HTTP {ex.status}: {error_message(ex)}")
+    calls = ex.message.tool_calls if ex.message else []
+    if len(calls) != 1:
+        said = f"{len(calls)} tool calls" if calls else "no tool call"
+        return outcome(FAIL, "no-tool-call", f"{said} (finish_reason {ex.finish_reason!r}); expected exactly one "
+                                             "call, tool_choice was \"required\"")
+    function = calls[0].get("function") if isinstance(calls[0], dict) else None
+    function = function if isinstance(function, dict) else {}
+    if function.get("name") != TOOL:
+        return outcome(FAIL, "wrong-tool-name", f"called {function.get('name')!r}; the only tool is {TOOL!r}")
+    arguments = function.get("arguments")
+    if not isinstance(arguments, str):
+        return outcome(FAIL, "unparseable-json", f"arguments are {type(arguments).__name__}, not a JSON string")
+    try:
+        instance = json.loads(arguments, parse_constant=_not_json)
+    except (ValueError, RecursionError) as exc:
+        return outcome(FAIL, "unparseable-json", f"arguments are not JSON ({exc}): {arguments[:120]!r}")
+    error = best_match(validator.iter_errors(instance))
+    if error is not None:
+        return outcome(FAIL, "invalid-arguments", f"arguments violate the schema at {error.json_path}: "
+                                                  f"{error.message[:200]}", path=error.json_path)
+    return outcome(PASS, "valid", "arguments are valid")
+
+
+def _not_json(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+# --- the check ------------------------------------------------------------------------------
+
+def _build(ctx: Context) -> list[Item]:
+    if not ctx.profile.feature("tools"):
+        return []
+    source = ctx.options.get("cases") or BUILTIN
+    items = []
+    for line, case in load_cases(ctx.options.get("cases")):
+        parameters = wrap(case)
+        try:
+            Draft202012Validator.check_schema(parameters)
+        except SchemaError as exc:
+            raise ConfigError(f"not a valid JSON Schema: {exc.message}", source=source, path=f"line {line}") from None
+        # Format assertions stay off, as upstream: formats are annotations in 2020-12.
+        validator = Draft202012Validator(parameters)
+        for mode in MODES:
+            body = request(ctx, parameters, mode == "stream")
+            items.append(Item(f"case {line} [{mode}]", [body], mode=ctx.profile.default_mode,
+                              token_ceiling=body["max_tokens"], run=_runner(body, validator, mode, line),
+                              request_count=1))
+    return items
+
+
+def _runner(body: dict[str, Any], validator: Draft202012Validator, mode: str, line: int):
+    async def run(send: Send) -> Outcome:
+        return classify(await send(body), validator, mode, line)
+    return run
+
+
+def _summarize(items: list[dict[str, Any]], ctx: Context) -> Summary:
+    """Accuracy per stream mode; the check is as bad as its worse mode."""
+    minimum = ctx.profile.threshold("tool-schema-accuracy", 0.95)
+    judged = {mode: _judge_mode([i for i in items if i["id"].endswith(f"[{mode}]")], minimum) for mode in MODES}
+    worse = max(MODES, key=lambda m: (SEVERITY.index(judged[m][0]), -judged[m][1]["lower"]))
+    verdict, metric, _ = judged[worse]
+    return Summary(verdict, {"name": "schema_accuracy", **metric},
+                   {"minimum": minimum, "worse_mode": worse, **{m: judged[m][2] for m in MODES}})
+
+
+def _judge_mode(items: list[dict[str, Any]], minimum: float) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    count = Counter(i["verdict"] for i in items)
+    verdict, metric = threshold_verdict(count[PASS], count[FAIL], count[ERROR], minimum)
+    if verdict == INCONCLUSIVE and count[ERROR]:
+        verdict = ERROR                          # undecided because kvv could not run enough cases
+    details = {"accuracy": metric["value"], "lower": metric["lower"], "upper": metric["upper"],
+               "verdict": verdict, "n": len(items),
+               "classes": dict(Counter(_data(i).get("class", "error") for i in items)),
+               "failures": [_failure(i) for i in items if i["verdict"] != PASS][:SHOWN_FAILURES]}
+    return verdict, metric, details
+
+
+def _data(item: dict[str, Any]) -> dict[str, Any]:
+    return item.get("data") or {}     # none when kvv itself broke on the item
+
+
+def _failure(item: dict[str, Any]) -> dict[str, Any]:
+    data = _data(item)
+    entry = {"line": data.get("line"), "class": data.get("class", "error"), "message": item["message"]}
+    if "path" in data:
+        entry["path"] = data["path"]
+    return entry
+
+
+CHECKS = [
+    Check("tool-schema", "tool-call arguments obey the tool's JSON Schema",
+          "tool calls whose arguments break the schema: missing or weak guided decoding, argument parsers "
+          "or stream reassembly that corrupt JSON",
+          ("tools",), _build, {"cases": None, "max-tokens": 2048}, _summarize),
+]

@@ -1,3 +1,332 @@
-"""(being written)"""
+"""K2VV's ToolCall replay: does the vendor call tools when the official model does, validly?
 
-CHECKS: list = []
+Recorded requests (one complete body per line) are replayed and each answer's finish_reason is
+joined by data_index with a reference: a results file, or a live official endpoint
+(`--reference-base-url`), which then gets the very same prepared request. Two failure axes,
+as upstream's tables show: trigger drift (F1 of "ended in tool_calls" against the reference;
+wrong template or sampling) and schema validity (share of tool-call answers whose every call
+names a declared tool with arguments that validate; no guided decoding or a broken parser).
+Upstream computes no F1 in code and no bounds at all; kvv gives both bounds and a verdict.
+
+Options (checks.toolcall-replay.*): `requests` and `reference`, JSONL files (default: kvv's
+built-in pair; a requests file needs its own reference, or a live one); `temperature` and
+`max-tokens` override every request's recorded value (the default 0 keeps it; write
+temperature as a float, e.g. 0.6).
+
+Answers kvv could not get (timeouts, 429/5xx after retries, a failing live reference) never
+count as agreement or disagreement: F1's lower bound assumes they all went against the vendor,
+its upper bound that they all went for it, and schema accuracy counts them like
+threshold_verdict counts errors, so they make a verdict inconclusive instead of faking one.
+A vendor's broken stream or rejected request is its own defect: a non-tool answer ("others").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+from collections import Counter
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import jsonschema
+
+from ..errors import ConfigError
+from ..exchange import Exchange
+from ..stats import bootstrap, threshold_verdict
+from ..verdict import ERROR, FAIL, INCONCLUSIVE, PASS, worst
+from .base import Check, Context, Item, Outcome, Send, Summary, access_problem, error_message, transport_problem
+from .tool_workflow import call_problem
+
+BUILTIN = "toolcall-replay"
+ROLES = ("system", "user", "assistant", "tool", "_input")   # `_input` is K2VV's name for system
+TOOL_CALLS = "tool_calls"
+Row = tuple[bool | None, bool | None]     # (vendor ended in tool_calls, reference did); None: unknown
+
+
+# -- input files ----------------------------------------------------------------------------------
+
+def _lines(path: str | None, name: str) -> tuple[str, list[tuple[int, Any]]]:
+    """(source name, [(1-based line, parsed JSON)]) of a JSONL file, or of the built-in one."""
+    if path is None:
+        file, source = resources.files("kvv") / "data" / BUILTIN / name, f"kvv/data/{BUILTIN}/{name} (built-in)"
+    else:
+        file, source = Path(path), path
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read: {exc}", source=source) from None
+    parsed = []
+    for number, line in enumerate(text.splitlines(), 1):
+        try:
+            parsed.append((number, json.loads(line)))
+        except ValueError as exc:
+            raise ConfigError(f"not valid JSON: {exc}", source=source, path=f"line {number}") from None
+        if not isinstance(parsed[-1][1], dict):
+            raise ConfigError("expected a JSON object", source=source, path=f"line {number}")
+    return source, parsed
+
+
+def load_requests(path: str | None) -> list[tuple[int, dict[str, Any]]]:
+    """[(data_index, recorded body)]: K2VV's data_index is the 1-based line number."""
+    source, lines = _lines(path, "requests.jsonl")
+    for number, body in lines:
+        def bad(field: str, expected: str) -> ConfigError:
+            return ConfigError(f"expected {expected}", source=source, path=f"line {number}: {field}")
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise bad("messages", "a non-empty array of messages")
+        for i, message in enumerate(messages):
+            if not isinstance(message, dict) or message.get("role") not in ROLES:
+                raise bad(f"messages[{i}].role", f"one of {', '.join(ROLES)}")
+        if "stream" in body and not isinstance(body["stream"], bool):
+            raise bad("stream", "true or false")
+        for field, tools in _tool_lists(body):
+            if not isinstance(tools, list):
+                raise bad(field, "an array of tools")
+            for j, tool in enumerate(tools):
+                function = tool.get("function") if isinstance(tool, dict) else None
+                if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+                    raise bad(f"{field}[{j}].function.name", "a tool {type, function: {name, parameters}}")
+                try:
+                    jsonschema.Draft202012Validator.check_schema(function.get("parameters", {}))
+                except jsonschema.SchemaError as exc:
+                    raise bad(f"{field}[{j}].function.parameters", f"a JSON Schema ({exc.message})") from None
+    if not lines:
+        raise ConfigError("no requests", source=source)
+    return lines
+
+
+def load_reference(path: str | None, requests: int) -> dict[int, str]:
+    """data_index -> the reference's finish_reason, for every request and nothing else."""
+    source, lines = _lines(path, "reference.jsonl")
+    finishes: dict[int, str] = {}
+    for number, record in lines:
+        index, finish = record.get("data_index"), record.get("finish_reason")
+        if not isinstance(index, int) or isinstance(index, bool) or not 1 <= index <= requests:
+            raise ConfigError(f"data_index {index!r} matches no request (expected 1..{requests}, the line "
+                              f"number in the requests file)", source=source, path=f"line {number}: data_index")
+        if index in finishes:
+            raise ConfigError(f"data_index {index} appears twice", source=source, path=f"line {number}: data_index")
+        if not isinstance(finish, str):
+            raise ConfigError(f"expected a string, got {finish!r}", source=source, path=f"line {number}: finish_reason")
+        finishes[index] = finish
+    missing = sorted(set(range(1, requests + 1)) - set(finishes))
+    if missing:
+        raise ConfigError(f"no record for data_index {', '.join(map(str, missing[:10]))}"
+                          f"{' …' if len(missing) > 10 else ''}", source=source)
+    return finishes
+
+
+def _tool_lists(body: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Global tools and dynamic tools (in system messages), with where they sit."""
+    found = [("tools", body["tools"])] if "tools" in body else []
+    return found + [(f"messages[{i}].tools", m["tools"]) for i, m in enumerate(body["messages"]) if "tools" in m]
+
+
+def declared_tools(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {tool["function"]["name"]: tool["function"].get("parameters", {})
+            for _, tools in _tool_lists(body) for tool in tools}
+
+
+def prepare(recorded: dict[str, Any], model: str, temperature: float = 0.0, max_tokens: int = 0) -> dict[str, Any]:
+    """The body kvv sends: our model, `_input` as system, overrides (0 keeps the recorded value),
+    and usage asked for in streams. Everything else goes as recorded."""
+    body = copy.deepcopy(recorded)
+    body["model"] = model
+    body["messages"] = [{**m, "role": "system"} if m["role"] == "_input" else m for m in body["messages"]]
+    if temperature:
+        body["temperature"] = temperature
+    if max_tokens:
+        body["max_tokens"] = max_tokens
+    if body.get("stream") is True:
+        options = body.get("stream_options")
+        body["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
+    return body
+
+
+# -- items ----------------------------------------------------------------------------------------
+
+def _build(ctx: Context) -> list[Item]:
+    if not ctx.profile.feature("tools"):
+        return []
+    if ctx.options["requests"] is not None and ctx.options["reference"] is None and not ctx.reference:
+        raise ConfigError("a requests file needs its reference: set checks.toolcall-replay.reference, or "
+                          "--reference-base-url to collect it live", source=ctx.options["requests"])
+    recorded = load_requests(ctx.options["requests"])
+    reference = None if ctx.reference else load_reference(ctx.options["reference"], len(recorded))
+    items = []
+    for index, raw in recorded:
+        body = prepare(raw, ctx.model, ctx.options["temperature"], ctx.options["max-tokens"])
+        # The digest hashes `requests`, so it covers every prepared field; the live reference gets
+        # the same body (a paired item sends it twice, and resumes only into a paired run).
+        requests = [body, body] if ctx.reference else [body]
+        cap = body.get("max_tokens")
+        items.append(Item(f"request {index} [{'stream' if body.get('stream') else 'non-stream'}]", requests,
+                          token_ceiling=cap * len(requests) if isinstance(cap, int) else None,
+                          run=_replay(index, body, None if reference is None else reference[index])))
+    return items
+
+
+def _replay(index: int, body: dict[str, Any], recorded_reference: str | None):
+    """The item's run; without a recorded reference finish_reason it asks the live reference."""
+    tools = declared_tools(body)
+
+    async def run(send: Send) -> Outcome:
+        data: dict[str, Any] = {"data_index": index}
+        if recorded_reference is None:
+            ex, reference_ex = await asyncio.gather(send(body), send(body, reference=True))
+            expected, reference_trouble = _reference_finish(reference_ex)
+            if expected is not None:
+                data["reference_finish_reason"] = expected
+        else:
+            ex, reference_ex = await send(body), None
+            expected, reference_trouble = recorded_reference, None
+        trouble = transport_problem(ex) or access_problem(ex)
+        if trouble is not None and trouble.verdict == ERROR:      # the vendor's answer is unknown
+            return Outcome(ERROR, trouble.message, ex, data)
+        answered = trouble is None and ex.ok and ex.message is not None
+        finish = ex.finish_reason if answered else None
+        calls = ex.message.tool_calls if answered else []
+        problems = [p for p in (call_problem(c, tools) for c in calls) if p] if finish == TOOL_CALLS else []
+        if finish == TOOL_CALLS and not calls:
+            problems = ["finish_reason 'tool_calls' without any tool call"]
+        valid = not problems if finish == TOOL_CALLS else None
+        data.update(finish_reason=finish, tool_calls=len(calls), valid=valid)
+        if reference_trouble is not None:
+            return Outcome(ERROR, f"reference endpoint: {reference_trouble}", reference_ex, data)
+        if trouble is not None:             # a broken stream or body: the vendor's defect, a non-tool answer
+            return Outcome(FAIL, trouble.message, ex, data)
+        if not ex.ok:
+            return Outcome(FAIL, f"HTTP {ex.status} for a recorded request: {error_message(ex)}", ex, data)
+        if problems:
+            return Outcome(FAIL, f"invalid tool call: {problems[0]}", ex, data)
+        if (finish == TOOL_CALLS) != (expected == TOOL_CALLS):
+            return Outcome(FAIL, f"finish_reason {finish!r}, reference {expected!r}", ex, data)
+        shown = f"{len(calls)} valid tool call(s)" if finish == TOOL_CALLS else f"finish_reason {finish!r}"
+        return Outcome(PASS, f"{shown}; reference {expected!r}", ex, data)
+    return run
+
+
+def _reference_finish(ex: Exchange) -> tuple[str | None, str | None]:
+    """(the reference's finish_reason, None), or (None, why kvv could not get it)."""
+    trouble = transport_problem(ex) or access_problem(ex)
+    if trouble is not None:
+        return None, trouble.message
+    if not ex.ok:
+        return None, f"HTTP {ex.status}: {error_message(ex)}"
+    if ex.finish_reason is None:
+        return None, "the response has no finish_reason"
+    return ex.finish_reason, None
+
+
+# -- verdict --------------------------------------------------------------------------------------
+
+CELLS = {(True, True): "tp", (True, False): "fp", (False, True): "fn", (False, False): "tn"}
+
+
+def confusion(rows: Sequence[Row]) -> dict[str, int]:
+    """tp/fp/fn/tn over rows with both sides known. Anything but tool_calls (stop, length) is non-tool."""
+    counts = Counter(rows)          # rows with an unknown side match no cell
+    return {name: counts[cell] for cell, name in CELLS.items()}
+
+
+def precision(rows: Sequence[Row]) -> float | None:
+    c = confusion(rows)
+    return c["tp"] / (c["tp"] + c["fp"]) if c["tp"] + c["fp"] else None
+
+
+def recall(rows: Sequence[Row]) -> float | None:
+    c = confusion(rows)
+    return c["tp"] / (c["tp"] + c["fn"]) if c["tp"] + c["fn"] else None
+
+
+def f1(rows: Sequence[Row]) -> float | None:
+    c = confusion(rows)
+    return 2 * c["tp"] / (2 * c["tp"] + c["fp"] + c["fn"]) if c["tp"] + c["fp"] + c["fn"] else None
+
+
+def _imputed(rows: Sequence[Row], agree: bool) -> list[Row]:
+    """Unknown sides filled in to agree with the known side (best case for the vendor) or to
+    disagree (worst case); two unknowns become a true positive, or a false positive."""
+    def fill(vendor: bool | None, reference: bool | None) -> Row:
+        if vendor is None and reference is None:
+            return True, agree
+        if vendor is None:
+            return reference == agree, reference
+        if reference is None:
+            return vendor, vendor == agree
+        return vendor, reference
+    return [fill(*row) for row in rows]
+
+
+def interval(rows: Sequence[Row], statistic: Callable[[Sequence[Row]], float | None]) -> dict[str, float | None]:
+    """The statistic on the known rows, bounded like threshold_verdict treats errors: the lower
+    bound assumes every unknown answer went against the vendor, the upper bound for it."""
+    worst_case, best_case = _imputed(rows, agree=False), _imputed(rows, agree=True)
+    lower, upper = bootstrap(worst_case, statistic)
+    if best_case != worst_case:
+        _, upper = bootstrap(best_case, statistic)
+    value = statistic(rows)
+    return {k: None if v is None else round(v, 4) for k, v in (("value", value), ("lower", lower), ("upper", upper))}
+
+
+def _summarize(records: list[dict[str, Any]], ctx: Context) -> Summary:
+    reference = None if ctx.reference else load_reference(ctx.options["reference"], len(records))
+    rows: list[Row] = []
+    valid = invalid = unknown = 0
+    for record in records:
+        data = record.get("data") or {}           # none only when kvv itself broke on the item
+        expected = data.get("reference_finish_reason") if reference is None else reference.get(data.get("data_index"))
+        vendor = data["finish_reason"] == TOOL_CALLS if "finish_reason" in data else None
+        rows.append((vendor, None if expected is None else expected == TOOL_CALLS))
+        valid += data.get("valid") is True
+        invalid += data.get("valid") is False
+        unknown += vendor is None
+    f1_minimum = ctx.profile.threshold("toolcall-f1", 0.80)
+    score = interval(rows, f1)
+    if score["lower"] is not None and score["lower"] >= f1_minimum:
+        f1_verdict = PASS
+    elif score["upper"] is not None and score["upper"] < f1_minimum:
+        f1_verdict = FAIL
+    else:
+        f1_verdict = INCONCLUSIVE
+    # Every unknown vendor answer might have been an (invalid) tool-call answer.
+    schema_minimum = ctx.profile.threshold("tool-schema-accuracy", 0.95)
+    schema_verdict, schema = threshold_verdict(valid, invalid, unknown, schema_minimum)
+    verdict = worst([f1_verdict, schema_verdict])
+    if verdict == INCONCLUSIVE and any(r["verdict"] == ERROR for r in records):
+        verdict = ERROR                            # undecided because kvv could not run enough requests
+    counts = confusion(rows)
+    details = {
+        "n": len(records),
+        **counts,
+        "unknown": sum(1 for row in rows if None in row),
+        "precision": interval(rows, precision),
+        "recall": interval(rows, recall),
+        "f1": {**score, "minimum": f1_minimum, "verdict": f1_verdict},
+        "schema_accuracy": {**{k: schema[k] for k in ("value", "lower", "upper", "minimum")},
+                            "verdict": schema_verdict, "valid": valid, "tool_call_answers": valid + invalid},
+        "finish_reasons": dict(Counter(_finish_label(r.get("data") or {}) for r in records)),
+        "reference": "live (--reference-base-url)" if reference is None else
+                     ctx.options["reference"] or f"kvv/data/{BUILTIN}/reference.jsonl (built-in)",
+    }
+    return Summary(verdict, {"name": "f1", **{k: score[k] for k in ("value", "lower", "upper")}, "confidence": 0.95},
+                   details)
+
+
+def _finish_label(data: dict[str, Any]) -> str:
+    if "finish_reason" not in data:
+        return "(not run)"
+    return data["finish_reason"] or "(no answer)"
+
+
+CHECKS = [
+    Check("toolcall-replay", "recorded tool-use requests replayed against a reference (K2VV)",
+          "tool calls triggered when the official model answers in text, or the reverse (chat template, "
+          "tool parser or sampling), and tool calls whose arguments break the declared schema",
+          ("tools",), _build,
+          # temperature 0 and max-tokens 0 keep each request's recorded value.
+          {"requests": None, "reference": None, "temperature": 0.0, "max-tokens": 0}, _summarize),
+]

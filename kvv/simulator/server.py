@@ -4,10 +4,15 @@ A chat request passes through stages in order; a fault hooks into the stage it d
 
   gateway     rate-limit, server-error             answer before the body is looked at
   rejection   status-500-instead-of-400            how a bad request is answered
-  contract    catalogue `waives` (ignore-*, accept-n), thinking-ignored
-  generation  max-tokens-ignored
+  contract    catalogue `waives` (ignore-*, accept-n), thinking-ignored, tool-choice-ignored,
+              response-format-ignored, dynamic-tools-ignored, drop-reasoning-history
+  generation  max-tokens-ignored, tool-trigger-drift, tool-args-invalid, tool-args-broken-json,
+              tool-id-format, tool-finish-reason-stop
   usage       usage-off, no-stream-usage
-  streaming   stream-cut
+  streaming   stream-tool-index-bug, stream-cut
+
+The contract stage turns the body into a `_Request`: what the model sees (mode, effort, tools,
+tool_choice, response_format and the messages as the chat template renders them).
 
 The stages only decide what to answer (a JsonReply or a StreamReply); the HTTP handler at
 the bottom only writes it.
@@ -30,9 +35,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from ..profile import Profile
+from .calls import DEFAULT_ID_FORMAT, arguments_for, call_id, calls_by_default, calls_so_far, requested_tools
+from .conversation import last_user_text
+from .effort import reasoning_scale, requested_effort, switched_off
 from .faults import FaultValue, fault_rng, resolve_faults, waived_parameters
-from .text import Answer, answer
-from .tokenizer import prompt_tokens
+from .instances import invalid_instance
+from .rejection import Rejected
+from .response_format import compact_json, json_content, response_format
+from .text import Answer, ToolCall, answer, fixed_reply, words
+from .tokenizer import pieces, prompt_tokens
+from .tools import Tool, ToolChoice, declared_tools, tool_choice
+from .workflows import Step, next_step, task_for
 
 ROLES = ("system", "user", "assistant", "tool")
 SERVER_ERROR_STATUSES = (500, 502, 503)
@@ -54,13 +67,24 @@ class StreamReply:
     status: int = 200
 
 
-class _Rejected(Exception):
-    """A request the server refuses; `param` names the offending field, if any."""
+@dataclass(frozen=True)
+class _Request:
+    """A validated chat request as the model sees it."""
 
-    def __init__(self, param: str | None, message: str):
-        super().__init__(message)
-        self.param = param
-        self.message = message
+    body: dict[str, Any]                  # messages as the chat template renders them
+    mode: str                             # thinking | non-thinking
+    effort: str | None                    # None for a model without effort levels
+    tools: list[Tool]
+    tool_choice: ToolChoice
+    response_format: dict[str, Any] | None   # None for plain text
+
+
+@dataclass(frozen=True)
+class _Turn:
+    """What the model does this turn: tool calls, or text (None: free prose)."""
+
+    content: str | None = None
+    calls: tuple[ToolCall, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -74,19 +98,23 @@ class _DrawKey:
 class Simulator:
     """A healthy deployment of `profile`, with the named faults switched on.
 
+    `workflows` is a tool-workflows YAML whose tasks the model plays (default: kvv's own).
     `stats` is a snapshot: {"requests": n, "statuses": {status: n}, "faults": {name: n}},
     where a fault counts each time it changed an answer.
     """
 
     def __init__(self, profile: Profile, faults: dict[str, FaultValue] | None = None, *,
                  seed: int = 0, host: str = "127.0.0.1", port: int = 0,
-                 api_key: str | None = None, retry_after: float = 1.0):
+                 api_key: str | None = None, retry_after: float = 1.0, workflows: str | None = None):
         self.profile = profile
         self.faults = resolve_faults(faults or {})
         self.seed = seed
         self.api_key = api_key
         self.retry_after = retry_after
+        self.workflows = workflows
         self._waivers = waived_parameters(self.faults)
+        self._effort_levels: list[str] = list(profile.feature("thinking-effort") or [])
+        self._id_format: str = profile.feature("tool-call-id") or DEFAULT_ID_FORMAT
         self._lock = threading.Lock()
         self._times_seen: dict[str, int] = {}
         self._stats: dict[str, Any] = {"requests": 0, "statuses": {}, "faults": {}}
@@ -164,14 +192,13 @@ class Simulator:
         try:
             body = _parse_body(raw)
             _validate(body)
-            mode = self._mode(body)
-            self._enforce_contract(body, mode)
-        except _Rejected as rejection:
+            request = self._understand(body)
+        except Rejected as rejection:
             return self._reject(rejection)
-        choices = self._generate(body, mode)
+        choices = self._generate(request, key)
         if body.get("stream") is True:
-            return self._stream(body, choices, key)
-        return JsonReply(200, self._completion(body, choices))
+            return self._stream(request, choices, key)
+        return JsonReply(200, self._completion(request, choices))
 
     # -- stage: gateway ----------------------------------------------------------------------
 
@@ -188,7 +215,7 @@ class Simulator:
 
     # -- stage: rejection --------------------------------------------------------------------
 
-    def _reject(self, rejection: _Rejected) -> JsonReply:
+    def _reject(self, rejection: Rejected) -> JsonReply:
         if "status-500-instead-of-400" in self.faults:
             self._injected("status-500-instead-of-400")
             return _error(500, "internal error", "server_error")
@@ -197,9 +224,21 @@ class Simulator:
 
     # -- stage: contract ---------------------------------------------------------------------
 
+    def _understand(self, body: dict[str, Any]) -> _Request:
+        mode = self._mode(body)
+        self._enforce_contract(body, mode)
+        effort = requested_effort(body, self._effort_levels) if self._effort_levels else None
+        tools = self._tools(body)
+        choice = self._tool_choice(body, tools)
+        form = self._response_format(body)
+        return _Request(self._rendered(body), mode, effort, tools, choice, form)
+
     def _mode(self, body: dict[str, Any]) -> str:
         default = self.profile.default_mode
-        requested = _requested_mode(body) or default
+        requested = _requested_mode(body)
+        if requested is None and self._effort_levels and switched_off(body):
+            requested = "non-thinking"
+        requested = requested or default
         if requested not in self.profile.modes:       # a model that cannot switch ignores the toggle
             return default
         if requested != default and "thinking-ignored" in self.faults:
@@ -214,33 +253,136 @@ class Simulator:
             if value is None or rule is None or rule.allows(value):
                 continue
             if name not in self._waivers:
-                raise _Rejected(name, f"{name}={value!r} is not allowed for {self.profile.id} in {mode} mode")
+                raise Rejected(name, f"{name}={value!r} is not allowed for {self.profile.id} in {mode} mode")
             waived_by.add(self._waivers[name])
         for fault in waived_by:      # once per request, however many of its parameters it let through
             self._injected(fault)
 
+    def _tools(self, body: dict[str, Any]) -> list[Tool]:
+        if "dynamic-tools-ignored" in self.faults and any("tools" in m for m in body["messages"]):
+            self._injected("dynamic-tools-ignored")
+            body = {**body, "messages": [{k: v for k, v in m.items() if k != "tools"} for m in body["messages"]]}
+        return declared_tools(body, dynamic=bool(self.profile.feature("dynamic-tools")))
+
+    def _tool_choice(self, body: dict[str, Any], tools: list[Tool]) -> ToolChoice:
+        if "tool-choice-ignored" in self.faults:
+            if body.get("tool_choice") not in (None, "auto"):
+                self._injected("tool-choice-ignored")
+            return ToolChoice("auto")
+        return tool_choice(body, tools)
+
+    def _response_format(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        if "response-format-ignored" in self.faults:
+            if body.get("response_format") not in (None, {"type": "text"}):
+                self._injected("response-format-ignored")
+            return None
+        return response_format(body)
+
+    def _rendered(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The body as the chat template sees it: without history reasoning if that is dropped."""
+        dropped = "drop-reasoning-history" in self.faults
+        if not dropped or not any("reasoning_content" in m for m in body["messages"]):
+            return body
+        self._injected("drop-reasoning-history")
+        return {**body, "messages": [{k: v for k, v in m.items() if k != "reasoning_content"}
+                                     for m in body["messages"]]}
+
     # -- stage: generation -------------------------------------------------------------------
 
-    def _generate(self, body: dict[str, Any], mode: str) -> list[tuple[Answer, str]]:
+    def _generate(self, request: _Request, key: _DrawKey) -> list[tuple[Answer, str]]:
         """Each choice's answer and finish_reason."""
+        body = request.body
         limits = [body[name] for name in ("max_tokens", "max_completion_tokens") if body.get(name) is not None]
         limit = min(limits, default=None)
+        turn = self._turn(request, key)
+        scale = reasoning_scale(request.effort, self._effort_levels) if request.effort else 1
         choices = []
         for index in range(body.get("n") or 1):
-            full = answer(self.seed, body["messages"], index, thinking=mode == "thinking")
+            full = answer(self.seed, body["messages"], index, thinking=request.mode == "thinking",
+                          reasoning_scale=scale, content=turn.content, calls=turn.calls)
             if limit is None or len(full) <= limit:
-                choices.append((full, "stop"))
+                choices.append((full, self._finish_reason(full)))
             elif "max-tokens-ignored" in self.faults:
                 self._injected("max-tokens-ignored")
-                choices.append((full, "stop"))
+                choices.append((full, self._finish_reason(full)))
             else:
                 choices.append((full.truncated(limit), "length"))
         return choices
 
+    def _turn(self, request: _Request, key: _DrawKey) -> _Turn:
+        messages = request.body["messages"]
+        task = task_for(messages, self.workflows) if request.tools else None
+        step = next_step(task, messages, self._id_format) if task else None
+        if not self._calls_tools(request, step, key):
+            if step is not None and step.text is not None:
+                return _Turn(step.text)
+            if request.response_format is not None:
+                question = last_user_text(messages)
+                return _Turn(json_content(request.response_format, question, words(self.seed, question, 8)))
+            return _Turn(fixed_reply(messages, request.effort))
+        if request.tool_choice.mode == "function":
+            forced = next(tool for tool in request.tools if tool.name == request.tool_choice.name)
+            planned = [(forced.name, arguments_for(forced))]
+        elif step is not None and step.calls is not None:
+            planned = step.calls
+        else:
+            planned = [(tool.name, arguments_for(tool)) for tool in requested_tools(request.tools, messages)]
+        return _Turn(calls=self._tool_calls(request, planned, key))
+
+    def _calls_tools(self, request: _Request, step: Step | None, key: _DrawKey) -> bool:
+        """tool_choice decides, except auto, where the model does (in a workflow task: its script)."""
+        if not request.tools or request.tool_choice.mode == "none":
+            return False
+        if request.tool_choice.mode != "auto":
+            return True
+        wanted = step.calls is not None if step is not None else calls_by_default(request.body["messages"])
+        if self._fires("tool-trigger-drift", key) is not None:
+            return not wanted
+        return wanted
+
+    def _tool_calls(self, request: _Request, planned: list[tuple[str, Any]], key: _DrawKey) -> tuple[ToolCall, ...]:
+        """The calls with their ids and argument text, as the serving stack emits them."""
+        declared = {tool.name: tool for tool in request.tools}
+        invalid = self._hits("tool-args-invalid", key)
+        broken = self._hits("tool-args-broken-json", key)
+        first = calls_so_far(request.body["messages"])
+        applied: set[str] = set()
+        calls = []
+        for position, (name, arguments) in enumerate(planned):
+            if invalid and name in declared:
+                try:
+                    arguments = invalid_instance(declared[name].parameters or {})
+                    applied.add("tool-args-invalid")
+                except ValueError:        # the schema takes anything: nothing to break
+                    pass
+            emitted = pieces(compact_json(arguments))
+            if broken:
+                emitted = _broken(emitted)
+                applied.add("tool-args-broken-json")
+            calls.append(ToolCall(self._call_id(name, first + position, key), name, emitted))
+        if "tool-id-format" in self.faults:
+            applied.add("tool-id-format")
+        for fault in applied:
+            self._injected(fault)
+        return tuple(calls)
+
+    def _call_id(self, name: str, index: int, key: _DrawKey) -> str:
+        if "tool-id-format" in self.faults:       # OpenAI-style ids, unrelated to name and position
+            return "call_" + hashlib.sha256(f"{self.seed}:{key.body_digest}:{index}".encode()).hexdigest()[:24]
+        return call_id(self._id_format, name, index)
+
+    def _finish_reason(self, choice: Answer) -> str:
+        if not choice.calls:
+            return "stop"
+        if "tool-finish-reason-stop" in self.faults:
+            self._injected("tool-finish-reason-stop")
+            return "stop"
+        return "tool_calls"
+
     # -- stage: usage ------------------------------------------------------------------------
 
-    def _usage(self, body: dict[str, Any], choices: list[tuple[Answer, str]]) -> dict[str, int]:
-        prompt = prompt_tokens(body)
+    def _usage(self, request: _Request, choices: list[tuple[Answer, str]]) -> dict[str, int]:
+        prompt = prompt_tokens(request.body)
         completion = sum(len(choice) for choice, _ in choices)
         reported_prompt = prompt
         if "usage-off" in self.faults:
@@ -259,29 +401,39 @@ class Simulator:
 
     # -- output ------------------------------------------------------------------------------
 
-    def _completion(self, body: dict[str, Any], choices: list[tuple[Answer, str]]) -> dict[str, Any]:
+    def _completion(self, request: _Request, choices: list[tuple[Answer, str]]) -> dict[str, Any]:
         return {
-            **self._head(body, "chat.completion"),
+            **self._head(request.body, "chat.completion"),
             "choices": [{"index": index, "message": _message(choice), "finish_reason": finish}
                         for index, (choice, finish) in enumerate(choices)],
-            "usage": self._usage(body, choices),
+            "usage": self._usage(request, choices),
         }
 
-    def _stream(self, body: dict[str, Any], choices: list[tuple[Answer, str]], key: _DrawKey) -> StreamReply:
-        head = self._head(body, "chat.completion.chunk")
+    def _stream(self, request: _Request, choices: list[tuple[Answer, str]], key: _DrawKey) -> StreamReply:
+        head = self._head(request.body, "chat.completion.chunk")
         payloads: list[dict[str, Any]] = []
 
         def delta(index: int, fields: dict[str, Any]) -> None:
             payloads.append({**head, "choices": [{"index": index, "delta": fields, "finish_reason": None}]})
 
+        index_bug = "stream-tool-index-bug" in self.faults and any(len(c.calls) > 1 for c, _ in choices)
+        if index_bug:
+            self._injected("stream-tool-index-bug")
         for index, (choice, finish) in enumerate(choices):
             delta(index, {"role": "assistant", "content": ""})
-            for name, pieces in (("reasoning_content", choice.reasoning), ("content", choice.content)):
-                for start in range(0, len(pieces), PIECES_PER_DELTA):
-                    delta(index, {name: "".join(pieces[start:start + PIECES_PER_DELTA])})
+            for name, parts in (("reasoning_content", choice.reasoning), ("content", choice.content)):
+                for start in range(0, len(parts), PIECES_PER_DELTA):
+                    delta(index, {name: "".join(parts[start:start + PIECES_PER_DELTA])})
+            for position, call in enumerate(choice.calls):
+                slot = 0 if index_bug else position      # the bug: every call claims slot 0
+                delta(index, {"tool_calls": [{"index": slot, "id": call.id, "type": "function",
+                                              "function": {"name": call.name, "arguments": ""}}]})
+                for start in range(0, len(call.arguments), PIECES_PER_DELTA):
+                    delta(index, {"tool_calls": [{"index": slot, "function": {
+                        "arguments": "".join(call.arguments[start:start + PIECES_PER_DELTA])}}]})
             payloads.append({**head, "choices": [{"index": index, "delta": {}, "finish_reason": finish}]})
-        if self._stream_usage_wanted(body):
-            usage = self._usage(body, choices)
+        if self._stream_usage_wanted(request.body):
+            usage = self._usage(request, choices)
             if self.profile.stream_usage == "choice":     # Moonshot: inside the finishing chunk
                 payloads[-1]["choices"][0]["usage"] = usage
             else:                                          # OpenAI: a last chunk without choices
@@ -308,14 +460,18 @@ class Simulator:
         return _DrawKey(digest, attempt)
 
     def _fires(self, fault: str, key: _DrawKey) -> random.Random | None:
-        """The fault's random generator if this rate fault hits this request, else None."""
+        """The fault's random generator if this rate fault hits this request (and counts), else None."""
+        rng = self._hits(fault, key)
+        if rng is not None:
+            self._injected(fault)
+        return rng
+
+    def _hits(self, fault: str, key: _DrawKey) -> random.Random | None:
+        """Like `_fires`, for a fault that counts only once it turns out to change the answer."""
         if fault not in self.faults:
             return None
         rng = fault_rng(self.seed, fault, key.body_digest, key.attempt)
-        if rng.random() >= self.faults[fault]:
-            return None
-        self._injected(fault)
-        return rng
+        return rng if rng.random() < self.faults[fault] else None
 
     def _injected(self, fault: str) -> None:
         with self._lock:
@@ -329,23 +485,25 @@ def _parse_body(raw: bytes) -> dict[str, Any]:
     try:
         body = json.loads(raw)
     except ValueError:
-        raise _Rejected(None, "request body is not valid JSON") from None
+        raise Rejected(None, "request body is not valid JSON") from None
     if not isinstance(body, dict):
-        raise _Rejected(None, "request body must be a JSON object")
+        raise Rejected(None, "request body must be a JSON object")
     return body
 
 
 def _validate(body: dict[str, Any]) -> None:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
-        raise _Rejected("messages", "messages must be a non-empty list")
+        raise Rejected("messages", "messages must be a non-empty list")
     for index, message in enumerate(messages):
         if not isinstance(message, dict) or message.get("role") not in ROLES:
-            raise _Rejected("messages", f"messages[{index}] must be an object with a role in {', '.join(ROLES)}")
+            raise Rejected("messages", f"messages[{index}] must be an object with a role in {', '.join(ROLES)}")
+        if message["role"] == "tool" and not (isinstance(message.get("tool_call_id"), str) and message["tool_call_id"]):
+            raise Rejected("messages", f"messages[{index}] is a tool result without tool_call_id")
     for name in ("max_tokens", "max_completion_tokens", "n"):
         value = body.get(name)
         if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
-            raise _Rejected(name, f"{name} must be a positive integer")
+            raise Rejected(name, f"{name} must be a positive integer")
 
 
 def _requested_mode(body: dict[str, Any]) -> str | None:
@@ -362,10 +520,24 @@ def _requested_mode(body: dict[str, Any]) -> str | None:
 # -- response building -----------------------------------------------------------------------
 
 def _message(choice: Answer) -> dict[str, Any]:
-    message = {"role": "assistant", "content": "".join(choice.content)}
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(choice.content)}
     if choice.reasoning:
         message["reasoning_content"] = "".join(choice.reasoning)
+    if choice.calls:
+        message["tool_calls"] = [{"id": call.id, "type": "function",
+                                  "function": {"name": call.name, "arguments": "".join(call.arguments)}}
+                                 for call in choice.calls]
     return message
+
+
+def _broken(arguments: tuple[str, ...]) -> tuple[str, ...]:
+    """Arguments cut off half-way (a parser that loses the tail), so they never parse as JSON."""
+    cut = arguments[:len(arguments) // 2]
+    try:
+        json.loads("".join(cut))
+    except ValueError:
+        return cut
+    return ()
 
 
 def _error(status: int, message: str, kind: str, *, headers: dict[str, str] | None = None,

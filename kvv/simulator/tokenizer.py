@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 TOKEN = re.compile(r"\w+|[^\w\s]")
+PIECE = re.compile(r"\s*(?:\w+|[^\w\s])")     # one token with the whitespace before it
 
 TEMPLATE_TOKENS = 3           # the generation prompt that opens the assistant's turn
 MESSAGE_TOKENS = 4            # per message: its start/end markers and separators
@@ -18,6 +19,15 @@ MESSAGE_TOKENS = 4            # per message: its start/end markers and separator
 
 def count(text: str) -> int:
     return len(TOKEN.findall(text))
+
+
+def pieces(text: str) -> tuple[str, ...]:
+    """`text` cut into one-token pieces: they join back to `text`, and any prefix of k counts k."""
+    found = PIECE.findall(text)
+    trailing = text[sum(map(len, found)):]
+    if found and trailing:
+        found[-1] += trailing
+    return tuple(found)
 
 
 def content_text(content: Any) -> str:
@@ -31,15 +41,32 @@ def content_text(content: Any) -> str:
 
 
 def prompt_tokens(body: dict[str, Any]) -> int:
-    """The prompt's tokens after the chat template: messages, history reasoning, tool calls, tools."""
+    """The prompt's tokens after the chat template.
+
+    Per message: role, text, history `reasoning_content`, `tool_calls`, `tool_call_id` and
+    dynamic `tools`; then the global `tools` and a `json_schema` response_format. Structured
+    parts count as their JSON text (whitespace and key order do not matter).
+    """
     total = TEMPLATE_TOKENS
     for message in body.get("messages") or []:
+        if not isinstance(message, dict):
+            continue
         total += MESSAGE_TOKENS + count(str(message.get("role", "")))
         total += count(content_text(message.get("content")))
-        if isinstance(message.get("reasoning_content"), str):
-            total += count(message["reasoning_content"])
-        if message.get("tool_calls") is not None:
-            total += count(json.dumps(message["tool_calls"]))
+        for name in ("reasoning_content", "tool_call_id"):
+            if isinstance(message.get(name), str):
+                total += count(message[name])
+        for name in ("tool_calls", "tools"):
+            if message.get(name) is not None:
+                total += _json_tokens(message[name])
     if body.get("tools") is not None:
-        total += count(json.dumps(body["tools"]))
+        total += _json_tokens(body["tools"])
+    response_format = body.get("response_format")
+    if isinstance(response_format, dict) and response_format.get("type") == "json_schema" \
+            and response_format.get("json_schema") is not None:
+        total += _json_tokens(response_format["json_schema"])
     return total
+
+
+def _json_tokens(value: Any) -> int:
+    return count(json.dumps(value, ensure_ascii=False))

@@ -1,0 +1,35 @@
+"""Reading a chat history the way the simulated model does."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .tokenizer import content_text
+
+
+def last_user_text(messages: list[dict[str, Any]]) -> str:
+    users = [message for message in messages if message.get("role") == "user"]
+    return content_text(users[-1].get("content")) if users else ""
+
+
+def first_user_text(messages: list[dict[str, Any]]) -> str:
+    users = [message for message in messages if message.get("role") == "user"]
+    return content_text(users[0].get("content")) if users else ""
+
+
+def tool_call_turns(messages: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The tool calls of each assistant turn that made some, in order."""
+    return [message["tool_calls"] for message in messages
+            if message.get("role") == "assistant" and isinstance(message.get("tool_calls"), list)
+            and message["tool_calls"]]
+
+
+def tool_results(messages: list[dict[str, Any]]) -> dict[str, str]:
+    """Tool result text by the tool_call_id it answers."""
+    return {message["tool_call_id"]: content_text(message.get("content")) for message in messages
+            if message.get("role") == "tool" and isinstance(message.get("tool_call_id"), str)}
+
+
+def history_reasoning(messages: list[dict[str, Any]]) -> list[str]:
+    return [message["reasoning_content"] for message in messages
+            if isinstance(message.get("reasoning_content"), str)]

@@ -1,0 +1,53 @@
+"""Regenerate kvv/data/toolcall-replay/reference.jsonl: the healthy simulator's answers.
+
+The built-in reference is what a correct deployment answers to the built-in requests: kvv's
+simulator (profile kimi-k3, seed 0, no faults) plays the official model. Run it after
+changing requests.jsonl or the simulator's tool behaviour:
+
+    .venv/bin/python scripts/make_replay_reference.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from pathlib import Path
+
+from kvv.checks.toolcall_replay import load_requests, prepare
+from kvv.client import Client
+from kvv.profile import load_profile
+from kvv.simulator import Simulator
+
+DATA = Path(__file__).resolve().parents[1] / "kvv" / "data" / "toolcall-replay"
+PROFILE = "kimi-k3"
+
+
+async def collect(url: str) -> list[dict]:
+    records = []
+    async with Client(url, max_retries=0) as client:
+        for index, recorded in load_requests(str(DATA / "requests.jsonl")):
+            ex = await client.chat(prepare(recorded, PROFILE))
+            if not ex.ok or ex.message is None:
+                raise SystemExit(f"request {index}: HTTP {ex.status} {ex.error or ''} {ex.body_excerpt[:300]}")
+            # K2VV's results format; the response keeps what a reader needs to see why.
+            message = {"role": "assistant", "content": ex.message.content}
+            if ex.message.tool_calls:
+                message["tool_calls"] = ex.message.tool_calls
+            records.append({"data_index": index, "finish_reason": ex.finish_reason,
+                            "response": {"choices": [{"index": 0, "finish_reason": ex.finish_reason,
+                                                      "message": message}]}})
+    return records
+
+
+def main() -> None:
+    with Simulator(load_profile(PROFILE), {}, seed=0) as sim:
+        records = asyncio.run(collect(sim.url))
+    with open(DATA / "reference.jsonl", "w", encoding="utf-8") as out:
+        for record in records:
+            out.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+    print(f"{len(records)} records:", dict(Counter(r["finish_reason"] for r in records)))
+
+
+if __name__ == "__main__":
+    main()

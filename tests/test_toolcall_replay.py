@@ -1,0 +1,235 @@
+"""toolcall-replay: F1 and schema accuracy against a reference file or a live reference, over
+real loopback sockets; the statistics on hand-worked examples; bad input files exit 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kvv.checks.toolcall_replay import confusion, f1, interval, load_requests, precision, prepare, recall
+from kvv.stats import bootstrap
+
+ROWS = [(True, True)] * 3 + [(True, False)] + [(False, True)] * 2 + [(False, False)] * 4   # TP3 FP1 FN2 TN4
+
+
+def replay(kvv, sim, *extra, env=None, out="out"):
+    return kvv("run", "--base-url", sim.url, "--model", "kimi-k3", "--profile", "kimi-k3", "--suite", "tools",
+               "--only", "toolcall-replay", "--max-retries", "2", *extra, env=env, out=out)
+
+
+# -- statistics -----------------------------------------------------------------------------------
+
+def test_precision_recall_f1_hand_worked():
+    assert confusion(ROWS) == {"tp": 3, "fp": 1, "fn": 2, "tn": 4}
+    assert precision(ROWS) == 0.75
+    assert recall(ROWS) == 0.6
+    assert f1(ROWS) == pytest.approx(2 / 3)      # 2*3 / (2*3 + 1 + 2)
+
+
+def test_undefined_ratios_are_none_not_zero():
+    never_calls = [(False, True)] * 3 + [(False, False)] * 2
+    assert precision(never_calls) is None
+    assert recall(never_calls) == 0.0 and f1(never_calls) == 0.0
+    assert f1([(False, False)] * 4) is None            # nothing to find: F1 says nothing
+
+
+def test_bootstrap_is_seeded_and_percentile():
+    rows = [0] * 50 + [1] * 50
+    mean = lambda xs: sum(xs) / len(xs)   # noqa: E731
+    lower, upper = bootstrap(rows, mean)
+    assert (lower, upper) == bootstrap(rows, mean)                 # reproducible
+    # Normal theory for a mean of 100 fair coins: 0.5 ± 1.96 * 0.05.
+    assert 0.38 <= lower <= 0.42 and 0.58 <= upper <= 0.62
+    assert bootstrap([1] * 10, mean) == (1.0, 1.0)
+    assert bootstrap(rows, lambda xs: None) == (None, None)
+    narrow = bootstrap(rows, mean, confidence=0.5)
+    assert lower < narrow[0] < narrow[1] < upper
+
+
+def test_unknown_answers_widen_the_bounds_never_fake_them():
+    rows = ROWS * 5
+    known = interval(rows, f1)
+    assert 0 < known["lower"] < known["value"] < known["upper"] < 1
+    blurred = interval(rows + [(None, True), (True, None), (None, None)] * 3, f1)
+    assert blurred["value"] == known["value"]                        # the point uses known rows only
+    assert blurred["lower"] < known["lower"] and blurred["upper"] > known["upper"]
+    assert interval([(True, True)] * 20, f1) == {"value": 1.0, "lower": 1.0, "upper": 1.0}
+
+
+# -- request preparation --------------------------------------------------------------------------
+
+def test_prepare_rewrites_input_role_model_overrides_and_stream_usage():
+    recorded = {"model": "kimi-k2-thinking", "stream": True, "temperature": 0.6, "max_tokens": 16000,
+                "messages": [{"role": "_input", "content": "sys"}, {"role": "user", "content": "hi"}],
+                "extra": {"kept": True}}
+    body = prepare(recorded, "ours")
+    assert body["model"] == "ours" and body["messages"][0]["role"] == "system"
+    assert (body["temperature"], body["max_tokens"]) == (0.6, 16000)        # 0 keeps the recorded value
+    assert body["stream_options"] == {"include_usage": True}
+    assert body["extra"] == {"kept": True}
+    assert recorded["messages"][0]["role"] == "_input"                       # the recording is untouched
+    assert prepare(recorded, "ours", 1.0, 512) == {**body, "temperature": 1.0, "max_tokens": 512}
+    assert "stream_options" not in prepare({**recorded, "stream": False}, "ours")
+
+
+def test_builtin_requests_are_k2vv_shaped():
+    requests = load_requests(None)
+    assert len(requests) >= 100
+    bodies = [b for _, b in requests]
+    assert sum(b.get("stream", False) for b in bodies) >= 30
+    assert sum(any(m["role"] == "_input" for m in b["messages"]) for b in bodies) >= 10
+    assert {b["messages"][-1]["role"] for b in bodies} == {"user", "tool"}
+    assert len({t["function"]["name"] for b in bodies for t in b["tools"]}) >= 10
+
+
+# -- against the simulator ------------------------------------------------------------------------
+
+def test_healthy_vendor_passes(kvv, simulator):
+    sim = simulator("kimi-k3")
+    run = replay(kvv, sim)
+    assert run.exit_code == 0, run.output
+    check = run.check("toolcall-replay")
+    assert check["verdict"] == "pass", check["details"]
+    assert check["n"] == len(load_requests(None)) == check["passed"]
+    assert check["metric"] == {"name": "f1", "value": 1.0, "lower": 1.0, "upper": 1.0, "confidence": 0.95}
+    details = check["details"]
+    assert details["schema_accuracy"]["value"] == 1.0 and details["schema_accuracy"]["verdict"] == "pass"
+    # the built-in reference is a healthy mix of tool calls and text answers
+    assert 0.5 <= details["tp"] / details["n"] <= 0.7 and details["fp"] == details["fn"] == 0
+    assert {i["id"].rsplit(" ", 1)[1] for i in check["items"]} == {"[stream]", "[non-stream]"}
+    item = check["items"][0]
+    assert set(item["data"]) == {"data_index", "finish_reason", "tool_calls", "valid"}
+
+
+@pytest.mark.parametrize("profile", ["kimi-k2.5", "generic"])
+def test_healthy_vendor_passes_on_other_profiles(kvv, simulator, profile):
+    sim = simulator(profile)
+    run = kvv("run", "--base-url", sim.url, "--model", profile, "--profile", profile, "--suite", "tools",
+              "--only", "toolcall-replay")
+    assert run.check("toolcall-replay")["verdict"] == "pass", run.check("toolcall-replay")["details"]
+
+
+@pytest.mark.parametrize("fault,failing_axis", [
+    ("tool-trigger-drift=0.5", "f1"),
+    ("tool-finish-reason-stop", "f1"),
+    ("tool-args-invalid=0.5", "schema_accuracy"),
+    ("tool-args-broken-json=0.5", "schema_accuracy"),
+    ("stream-tool-index-bug", "schema_accuracy"),     # streamed parallel calls merge into one broken call
+])
+def test_fault_fails_on_its_axis(kvv, simulator, fault, failing_axis):
+    run = replay(kvv, simulator("kimi-k3", fault))
+    assert run.exit_code == 1, run.output
+    check = run.check("toolcall-replay")
+    assert check["verdict"] == "fail"
+    details = check["details"]
+    assert details[failing_axis]["verdict"] == "fail", details
+    other = "schema_accuracy" if failing_axis == "f1" else "f1"
+    # The other axis is not to blame (drift leaves fewer tool-call answers, so it may be inconclusive).
+    assert details[other]["verdict"] != "fail", details
+    assert check["evidence"]
+
+
+def test_finish_reason_stop_collapses_f1(kvv, simulator):
+    check = replay(kvv, simulator("kimi-k3", "tool-finish-reason-stop")).check("toolcall-replay")
+    assert check["metric"]["value"] == 0.0 and check["details"]["tp"] == 0
+    assert check["details"]["precision"]["value"] is None
+
+
+def test_live_reference(kvv, simulator):
+    reference = simulator("kimi-k3", api_key="sk-reference-0000000000")
+    env = {"KVV_REFERENCE_API_KEY": "sk-reference-0000000000"}
+    healthy = replay(kvv, simulator("kimi-k3"), "--reference-base-url", reference.url, env=env, out="healthy")
+    assert healthy.exit_code == 0, healthy.output
+    check = healthy.check("toolcall-replay")
+    assert check["verdict"] == "pass" and check["details"]["reference"].startswith("live")
+    assert all(i["requests"] == 2 and "reference_finish_reason" in i["data"] for i in check["items"])
+    assert reference.stats["requests"] == check["n"]
+    drifting = replay(kvv, simulator("kimi-k3", "tool-trigger-drift=0.5"), "--reference-base-url", reference.url,
+                      env=env, out="drifting")
+    assert drifting.exit_code == 1
+    assert drifting.check("toolcall-replay")["details"]["f1"]["verdict"] == "fail"
+
+
+def test_live_reference_down_is_an_error_not_a_verdict(kvv, simulator):
+    reference = simulator("kimi-k3", "server-error=1")
+    run = replay(kvv, simulator("kimi-k3"), "--reference-base-url", reference.url, "--max-retries", "0")
+    assert run.exit_code == 3
+    check = run.check("toolcall-replay")
+    assert check["verdict"] == "error" and check["errored"] == check["n"]
+    assert "reference endpoint" in check["items"][0]["message"]
+
+
+def test_partly_unreachable_vendor_blurs_the_verdict(kvv, simulator):
+    run = replay(kvv, simulator("kimi-k3", "server-error=0.5"), "--max-retries", "0")
+    check = run.check("toolcall-replay")
+    assert check["errored"] > 0
+    assert check["verdict"] == "error", check["details"]      # undecided because of the errors
+    assert check["details"]["unknown"] == check["errored"]
+    assert check["metric"]["value"] == 1.0 and check["metric"]["lower"] < 0.73
+
+
+# -- input files ----------------------------------------------------------------------------------
+
+def write_config(tmp_path: Path, requests: str, reference: str | None) -> str:
+    (tmp_path / "req.jsonl").write_text(requests)
+    text = "checks:\n  toolcall-replay:\n    requests: req.jsonl\n"
+    if reference is not None:
+        (tmp_path / "ref.jsonl").write_text(reference)
+        text += "    reference: ref.jsonl\n"
+    (tmp_path / "kvv.yaml").write_text(text)
+    return str(tmp_path / "kvv.yaml")
+
+
+GOOD = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+
+
+@pytest.mark.parametrize("requests,reference,where", [
+    (GOOD + "\n{not json\n", "", "req.jsonl: line 2"),
+    (GOOD + "\n[1, 2]\n", "", "req.jsonl: line 2"),
+    (json.dumps({"messages": []}), "", "req.jsonl: line 1: messages"),
+    (json.dumps({"messages": [{"role": "robot"}]}), "", "req.jsonl: line 1: messages[0].role"),
+    (json.dumps({"messages": [{"role": "user"}], "tools": [{"type": "function"}]}), "",
+     "req.jsonl: line 1: tools[0].function.name"),
+    (json.dumps({"messages": [{"role": "user"}], "tools": [
+        {"type": "function", "function": {"name": "f", "parameters": {"type": "nope"}}}]}), "",
+     "req.jsonl: line 1: tools[0].function.parameters"),
+    (GOOD, '{"data_index": 2, "finish_reason": "stop"}', "ref.jsonl: line 1: data_index"),
+    (GOOD, '{"data_index": 1, "finish_reason": "stop"}\n{"data_index": 1, "finish_reason": "stop"}',
+     "ref.jsonl: line 2: data_index"),
+    (GOOD, '{"data_index": 1}', "ref.jsonl: line 1: finish_reason"),
+    (GOOD + "\n" + GOOD, '{"data_index": 1, "finish_reason": "stop"}', "no record for data_index 2"),
+    (GOOD, None, "needs its reference"),
+])
+def test_bad_input_files_exit_2_naming_file_and_line(kvv, tmp_path, requests, reference, where):
+    config = write_config(tmp_path, requests, reference)
+    run = kvv("plan", "--config", config, "--base-url", "http://127.0.0.1:9/v1", "--model", "m",
+              "--suite", "tools", "--only", "toolcall-replay")
+    assert run.exit_code == 2, run.output
+    assert where in run.output + run.stderr
+
+
+def test_custom_files_and_resume(kvv, simulator, tmp_path):
+    sim = simulator("kimi-k3")
+    lines = [json.dumps({"model": "x", "temperature": 1.0, "messages": [{"role": "user", "content": q}],
+                         "tools": [{"type": "function", "function": {"name": "search", "parameters": {
+                             "type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}}}]})
+             for q in ("Find the news.", "Do not use any tool: say hello.")]
+    reference = "\n".join(json.dumps({"data_index": i, "finish_reason": f})
+                          for i, f in ((1, "tool_calls"), (2, "stop")))
+    config = write_config(tmp_path, "\n".join(lines) + "\n", reference)
+    args = ("--config", config)
+    first = replay(kvv, sim, *args)
+    check = first.check("toolcall-replay")
+    assert [i["verdict"] for i in check["items"]] == ["pass", "pass"]
+    before = sim.stats["requests"]
+    again = replay(kvv, sim, *args, "--resume")
+    assert all(i["resumed"] for i in again.check("toolcall-replay")["items"])
+    assert sim.stats["requests"] == before
+    assert again.check("toolcall-replay")["details"] == check["details"]
+    (tmp_path / "kvv.yaml").write_text((tmp_path / "kvv.yaml").read_text() + "    temperature: 0.6\n")
+    changed = replay(kvv, sim, *args, "--resume")
+    items = changed.check("toolcall-replay")["items"]
+    assert not any(i["resumed"] for i in items)
+    assert {i["digest"] for i in items}.isdisjoint({i["digest"] for i in check["items"]})
