@@ -19,19 +19,29 @@ UPSTREAM_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "upstr
 
 
 @pytest.fixture
-def simulator() -> Iterator[Callable[..., Simulator]]:
-    """Start simulated vendors: simulator("kimi-k3", "ignore-temperature", api_key=...)."""
+def simulate() -> Iterator[Callable[..., Simulator]]:
+    """Start simulated vendors on free ports: simulate("kimi-k3", {"usage-off": 7}, seed=1).
+    Every one started is stopped after the test."""
     started: list[Simulator] = []
 
-    def start(profile: str = "kimi-k3", *faults: str, seed: int = 0, api_key: str | None = None) -> Simulator:
-        sim = Simulator(load_profile(profile), parse_faults(list(faults)), seed=seed,
-                        api_key=api_key, retry_after=0).start()
+    def start(profile: str = "kimi-k3", faults: dict[str, Any] | None = None, **options: Any) -> Simulator:
+        options.setdefault("retry_after", 0)
+        sim = Simulator(load_profile(profile), faults, **options).start()
         started.append(sim)
         return sim
 
     yield start
     for sim in started:
         sim.stop()
+
+
+@pytest.fixture
+def simulator(simulate) -> Callable[..., Simulator]:
+    """The same with faults as the CLI spells them: simulator("kimi-k3", "ignore-temperature")."""
+    def start(profile: str = "kimi-k3", *faults: str, **options: Any) -> Simulator:
+        return simulate(profile, parse_faults(list(faults)), **options)
+
+    return start
 
 
 class Run:

@@ -4,7 +4,6 @@ real loopback sockets (healthy, miscounting, without usage, with upstream's corp
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 

@@ -27,20 +27,6 @@ def close_http_pool():
     HTTP.close()
 
 
-@pytest.fixture
-def simulate():
-    """Start a simulator on a free port; every one started is stopped after the test."""
-    started: list[Simulator] = []
-
-    def start(profile: str = "kimi-k3", faults: dict[str, Any] | None = None, **options: Any) -> Simulator:
-        options.setdefault("retry_after", 0)
-        simulator = Simulator(load_profile(profile), faults, **options).start()
-        started.append(simulator)
-        return simulator
-
-    yield start
-    for simulator in started:
-        simulator.stop()
 
 
 def body(content: str = QUESTION, **fields: Any) -> dict[str, Any]:

@@ -12,7 +12,6 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
-from kvv.profile import load_profile
 from kvv.simulator import Simulator
 from kvv.simulator.tokenizer import count, prompt_tokens
 from kvv.simulator.workflows import load_tasks
@@ -26,18 +25,6 @@ def close_http_pool():
     HTTP.close()
 
 
-@pytest.fixture
-def simulate():
-    started: list[Simulator] = []
-
-    def start(profile: str = "kimi-k3", faults: dict[str, Any] | None = None, **options: Any) -> Simulator:
-        simulator = Simulator(load_profile(profile), faults, retry_after=0, **options).start()
-        started.append(simulator)
-        return simulator
-
-    yield start
-    for simulator in started:
-        simulator.stop()
 
 
 def tool(name: str, parameters: dict[str, Any] | None = None, **function: Any) -> dict[str, Any]:

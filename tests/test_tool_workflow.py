@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from kvv.checks.base import Context
-from kvv.checks.tool_workflow import CHECKS, Workbench, builtin_tasks, call_problem
+from kvv.checks.tool_workflow import CHECKS, Workbench, builtin_tasks
+from kvv.checks.toolcalls import call_problem
 from kvv.exchange import Choice, Exchange, Message
 from kvv.profile import load_profile
 
@@ -74,7 +75,7 @@ def test_call_problem_names_the_fault():
     assert call_problem(call("add", '{"a": 1, "b": 2}'), parameters) is None
     assert "undeclared tool 'sub'" in call_problem(call("sub", "{}"), parameters)
     assert "not valid JSON" in call_problem(call("add", '{"a": 1, "b"'), parameters)
-    assert "at b" in call_problem(call("add", '{"a": 1, "b": "2"}'), parameters)
+    assert "at $.b" in call_problem(call("add", '{"a": 1, "b": "2"}'), parameters)
     assert "expected a JSON string" in call_problem(call("add", {"a": 1, "b": 2}), parameters)
 
 

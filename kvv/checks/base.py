@@ -16,6 +16,8 @@ from ..thinking import thinking_fields
 from ..verdict import ERROR, FAIL, PASS, TRANSIENT_CLASSES
 
 PROMPT = "Say 'OK' and nothing else."
+# The fields that make a request streamed, with usage in the stream.
+STREAM = {"stream": True, "stream_options": {"include_usage": True}}
 # For checks that need an answer longer than a few tokens.
 LONG_PROMPT = "Write the numbers from 1 to 100 in words, separated by commas."
 

@@ -19,9 +19,8 @@ from ..errors import ConfigError
 from ..exchange import Exchange
 from ..schema import load_yaml
 from ..thinking import thinking_fields
-from .base import Check, Context, Item, Outcome, error_message, failed, passed
+from .base import STREAM, Check, Context, Item, Outcome, error_message, failed, passed
 
-STREAM = {"stream": True, "stream_options": {"include_usage": True}}
 # A case that names any of these chooses its thinking itself; kvv adds nothing.
 THINKING_FIELDS = ("thinking", "reasoning_effort", "chat_template_kwargs")
 CASE_KEYS = {"id", "requires", "request", "expect"}

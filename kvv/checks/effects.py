@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..exchange import Exchange
 from .base import LONG_PROMPT, Check, Context, Item, Outcome, failed, passed
-from .usage import tokens, usage_problem
+from .usage import judge_usage, tokens
 
 FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter")
 
@@ -70,19 +70,9 @@ def _stops_at(limit: int):
 
 def _usage(ctx: Context) -> list[Item]:
     cap = ctx.options.get("max-tokens", 64)
-    return [Item(f"usage adds up [{mode}]", [ctx.body(mode, max_tokens=cap)], _honest_usage, mode, cap)
+    return [Item(f"usage adds up [{mode}]", [ctx.body(mode, max_tokens=cap)],
+                 judge_usage("non-streamed request"), mode, cap)
             for mode in ctx.modes()]
-
-
-def _honest_usage(exchanges: list[Exchange]) -> Outcome:
-    ex = exchanges[0]
-    if not ex.ok:
-        return failed(f"HTTP {ex.status}", ex)
-    problem = usage_problem(ex)
-    if problem:
-        return failed(problem, ex)
-    return passed(f"usage {ex.usage['prompt_tokens']} + {ex.usage['completion_tokens']} = "
-                  f"{ex.usage['total_tokens']}", ex)
 
 
 CHECKS = [

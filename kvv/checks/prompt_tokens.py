@@ -16,12 +16,11 @@ from typing import Any
 from ..errors import ConfigError
 from ..exchange import Exchange
 from ..verdict import FAIL, PASS
-from .base import Check, Context, Item, Outcome, error_message
+from .base import STREAM, Check, Context, Item, Outcome, error_message
 from .usage import tokens
 
 BUILTIN = "prompt-token-cases.jsonl"
 CAPS = ("max_tokens", "max_completion_tokens")
-STREAM = {"stream": True, "stream_options": {"include_usage": True}}
 # Each field of a case line: whether a value is valid, and what is expected.
 FIELDS = {
     "id": (lambda v: isinstance(v, str) and v != "", "a non-empty string"),

@@ -19,8 +19,7 @@ from typing import Any
 from ..exchange import Exchange
 from ..schema import load_yaml
 from ..verdict import FAIL, PASS
-from .base import Check, Context, Item, Outcome, error_message, failed, passed
-from .streaming import STREAM
+from .base import STREAM, Check, Context, Item, Outcome, error_message, failed, passed
 from .usage import tokens
 
 # Ids for a profile that pins no format: any id the client makes up must be accepted back.

@@ -4,27 +4,16 @@ the same shape as the non-streamed one (same finish_reason, usage, prompt count,
 from __future__ import annotations
 
 from ..exchange import Exchange
-from .base import Check, Context, Item, Outcome, failed, passed
-from .usage import tokens, usage_problem
+from .base import STREAM, Check, Context, Item, Outcome, failed, passed
+from .usage import judge_usage, tokens
 
-STREAM = {"stream": True, "stream_options": {"include_usage": True}}
 
 
 def _stream_usage(ctx: Context) -> list[Item]:
     cap = ctx.options.get("max-tokens", 64)
     return [Item(f"include_usage carries usage [{mode}]", [ctx.body(mode, max_tokens=cap, **STREAM)],
-                 _carries_usage, mode, cap)
+                 judge_usage("streamed request with stream_options.include_usage"), mode, cap)
             for mode in ctx.modes()]
-
-
-def _carries_usage(exchanges: list[Exchange]) -> Outcome:
-    ex = exchanges[0]
-    if not ex.ok:
-        return failed(f"streamed request answered HTTP {ex.status}", ex)
-    problem = usage_problem(ex)
-    if problem:
-        return failed(f"stream_options.include_usage was set: {problem}", ex)
-    return passed(f"usage in the stream ({ex.usage_location} level), adds up", ex)
 
 
 def _parity(ctx: Context) -> list[Item]:

@@ -14,21 +14,21 @@ from importlib import resources
 from typing import Any
 
 from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError, best_match
+from jsonschema.exceptions import SchemaError
 
 from ..errors import ConfigError
 from ..exchange import Exchange
 from ..stats import threshold_verdict
 from ..verdict import ERROR, FAIL, INCONCLUSIVE, PASS, SEVERITY
-from .base import (Check, Context, Item, Outcome, Send, Summary, access_problem, error_message,
+from .base import (STREAM, Check, Context, Item, Outcome, Send, Summary, access_problem, error_message,
                    transport_problem)
+from .toolcalls import arguments_problem
 
 TOOL = "kvv_schema_case"
 PROMPT = (f"Call the function {TOOL} exactly once. Its arguments must be the smallest JSON object that "
           "satisfies the function's parameter schema: respect every constraint (required properties, types, "
           "enum and const values, minimum and maximum, lengths, patterns, formats, item counts). "
           "Reply with the function call only, no text.")
-STREAM = {"stream": True, "stream_options": {"include_usage": True}}
 MODES = ("non-stream", "stream")
 SHOWN_FAILURES = 5
 BUILTIN = "kvv/data/tool-schema-cases.jsonl (built-in)"
@@ -169,22 +169,11 @@ def classify(ex: Exchange, validator: Draft202012Validator, mode: str, line: int
     function = function if isinstance(function, dict) else {}
     if function.get("name") != TOOL:
         return outcome(FAIL, "wrong-tool-name", f"called {function.get('name')!r}; the only tool is {TOOL!r}")
-    arguments = function.get("arguments")
-    if not isinstance(arguments, str):
-        return outcome(FAIL, "unparseable-json", f"arguments are {type(arguments).__name__}, not a JSON string")
-    try:
-        instance = json.loads(arguments, parse_constant=_not_json)
-    except (ValueError, RecursionError) as exc:
-        return outcome(FAIL, "unparseable-json", f"arguments are not JSON ({exc}): {arguments[:120]!r}")
-    error = best_match(validator.iter_errors(instance))
-    if error is not None:
-        return outcome(FAIL, "invalid-arguments", f"arguments violate the schema at {error.json_path}: "
-                                                  f"{error.message[:200]}", path=error.json_path)
+    problem = arguments_problem(function.get("arguments"), validator)
+    if problem is not None:
+        kind, message, path = problem
+        return outcome(FAIL, kind, message, **({"path": path} if path else {}))
     return outcome(PASS, "valid", "arguments are valid")
-
-
-def _not_json(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
 
 
 # --- the check ------------------------------------------------------------------------------

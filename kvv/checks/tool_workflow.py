@@ -18,50 +18,17 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-import jsonschema
 import yaml
 
 from ..exchange import Exchange, Message
 from ..verdict import FAIL, PASS
-from .base import Check, Context, Item, Outcome, Send, access_problem, error_message, failed, transport_problem
+from .base import (STREAM, Check, Context, Item, Outcome, Send, access_problem, error_message, failed,
+                   transport_problem)
+from .toolcalls import call_problem
 
-STREAM = {"stream": True, "stream_options": {"include_usage": True}}
 # A correct model needs len(script) tool turns and one answer; one spare turn forgives a model
 # that double-checks a result, more would hide a loop.
 SPARE_REQUESTS = 1
-
-
-# -- tool calls ---------------------------------------------------------------------------------
-
-def call_problem(call: dict[str, Any], parameters: dict[str, dict[str, Any]]) -> str | None:
-    """What is wrong with one tool call given the declared tools (name -> parameters schema), or None.
-
-    The call must name a declared tool and its `arguments` must be a JSON string whose value
-    validates against that tool's parameters (Draft 2020-12; `format` is an annotation, as in
-    K2VV's jsonschema.validate, so results compare with upstream's schema_accuracy).
-    """
-    function = call.get("function") if isinstance(call.get("function"), dict) else {}
-    name = function.get("name")
-    if name not in parameters:
-        return f"call to undeclared tool {name!r} (declared: {', '.join(parameters) or 'none'})"
-    raw = function.get("arguments")
-    if not isinstance(raw, str):
-        return f"{name}: arguments is {type(raw).__name__}, expected a JSON string"
-    try:
-        arguments = json.loads(raw)
-    except ValueError as exc:
-        return f"{name}: arguments are not valid JSON ({exc.msg} at char {exc.pos}): {raw[:200]!r}"
-    error = jsonschema.exceptions.best_match(_validator(json.dumps(parameters[name], sort_keys=True))
-                                             .iter_errors(arguments))
-    if error is not None:
-        where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
-        return f"{name}: arguments violate the schema at {where}: {error.message[:200]}"
-    return None
-
-
-@lru_cache(maxsize=256)
-def _validator(schema: str) -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(json.loads(schema))
 
 
 # -- kvv's own tools ------------------------------------------------------------------------------

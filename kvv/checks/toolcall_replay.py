@@ -37,7 +37,7 @@ from ..exchange import Exchange
 from ..stats import bootstrap, threshold_verdict
 from ..verdict import ERROR, FAIL, INCONCLUSIVE, PASS, worst
 from .base import Check, Context, Item, Outcome, Send, Summary, access_problem, error_message, transport_problem
-from .tool_workflow import call_problem
+from .toolcalls import call_problem
 
 BUILTIN = "toolcall-replay"
 ROLES = ("system", "user", "assistant", "tool", "_input")   # `_input` is K2VV's name for system

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..exchange import Exchange
+from .base import Outcome, failed, passed
 
 FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens")
 
@@ -29,3 +30,18 @@ def usage_problem(ex: Exchange) -> str | None:
 def tokens(ex: Exchange, name: str) -> int | None:
     value = (ex.usage or {}).get(name)
     return value if isinstance(value, int) else None
+
+
+def judge_usage(what: str):
+    """A judge for one request whose usage must be present and add up; `what` names the request."""
+    def judge(exchanges: list[Exchange]) -> Outcome:
+        ex = exchanges[0]
+        if not ex.ok:
+            return failed(f"{what} answered HTTP {ex.status}", ex)
+        problem = usage_problem(ex)
+        if problem:
+            return failed(f"{what}: {problem}", ex)
+        usage = ex.usage
+        return passed(f"{what}: usage ({ex.usage_location} level) {usage['prompt_tokens']} + "
+                      f"{usage['completion_tokens']} = {usage['total_tokens']}", ex)
+    return judge
