@@ -143,7 +143,7 @@ def plan(simulate: bool, sim_fault: tuple[str, ...], sim_seed: int, **flags: Any
     click.echo(tabulate(rows, headers=["check", "items", "requests", "max completion tokens", "detects"],
                         tablefmt="simple", maxcolwidths=[None, None, None, None, 60]))
     capped, uncapped = planned.token_budget
-    budget = f"at most {capped} completion tokens"
+    budget = f"at most {capped:,} completion tokens"
     if uncapped:
         budget += f", plus {uncapped} answer(s) at the server's default max_tokens"
     click.echo(f"\n{len(planned.checks)} checks, {sum(len(p.items) for p in planned.checks)} items, "
@@ -154,7 +154,7 @@ def plan(simulate: bool, sim_fault: tuple[str, ...], sim_seed: int, **flags: Any
 
 
 def _ceiling(value: int | None) -> str:
-    return "server default" if value is None else str(value)
+    return "server default" if value is None else f"{value:,}"
 
 
 @cli.command()
