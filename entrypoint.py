@@ -175,13 +175,14 @@ def run_kvv(args: list[str], key: str | None, redact: Redactor) -> tuple[int, li
 # --- reporting back to GitHub --------------------------------------------------------------
 
 def finish(rc: int, results: dict, output_dir: Path) -> int:
-    summary_file = output_dir / "summary.md"
+    summary_file: Path | None = output_dir / "summary.md"
+    if not summary_file.exists():
+        summary_file = None
     budget = github.SUMMARY_LIMIT - _size(os.environ.get("GITHUB_STEP_SUMMARY"))
-    text = summary_file.read_text(encoding="utf-8") if summary_file.exists() else markdown.render(results)
+    text = summary_file.read_text(encoding="utf-8") if summary_file else markdown.render(results)
     if len(text.encode("utf-8")) > budget:
         text = markdown.render(results, max_bytes=budget)      # cut whole sections, with a note
-    write_back(rc, results.get("verdict", "error"), text, output_dir,
-               summary_file if summary_file.exists() else None)
+    write_back(rc, results.get("verdict", "error"), text, output_dir, summary_file)
     config = results.get("config_file") or read_input("config")
     for line in github.annotations(results, workspace_relative(config) if config else None):
         print(line)

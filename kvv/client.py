@@ -167,7 +167,7 @@ class Client:
     async def _read(self, response: httpx.Response, exchange: Exchange) -> None:
         status = response.status_code
         if 300 <= status < 400:
-            _fail(exchange, "bad_response", f"redirect to {_redirect_host(response)} not followed")
+            _fail(exchange, "bad_response", f"redirect to {self._redirect_host(response)} not followed")
             return
         content_type = response.headers.get("content-type", "")
         is_json = "json" in content_type.split(";")[0].lower()
@@ -177,21 +177,21 @@ class Client:
         raw = await self._read_body(response, exchange)
         if raw is None:
             return
+        try:
+            # Masked before anything reads it, so no message cut below can leave part of a key.
+            parsed, not_json = self._redactor.obj(json.loads(raw)), None
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
+            parsed, not_json = None, exc
         if not 200 <= status < 300:
-            try:
-                exchange.error_body = json.loads(raw)
-            except (ValueError, RecursionError):
-                pass
+            exchange.error_body = parsed
             # Other 4xx are no transport error: checks expect some (a rejected parameter).
             exchange.error = "rate_limit" if status == 429 else "server_error" if status >= 500 else None
-            said = _error_message(exchange.error_body) or exchange.body_excerpt[:200]
+            said = _error_message(parsed) or exchange.body_excerpt[:200]
             exchange.error_detail = f"HTTP {status}: {said}"
             return
-        try:
-            parsed = json.loads(raw)
-        except (ValueError, RecursionError) as exc:
+        if not_json is not None:
             kind = content_type or "no content-type"
-            _fail(exchange, "bad_response", f"body is not JSON ({kind}): {_describe(exc)}")
+            _fail(exchange, "bad_response", f"body is not JSON ({kind}): {_describe(not_json)}")
             return
         try:
             exchange.choices, exchange.usage, exchange.usage_location = sse.parse_completion(parsed)
@@ -225,11 +225,11 @@ class Client:
                     _fail(exchange, "bad_response", self._too_big())
                     return
                 for data in decoder.feed(chunk):
-                    assembler.add(data)
+                    assembler.add(self._redactor.text(data))  # masked before a message cuts it
                 if assembler.done:
                     return
             for data in decoder.close():
-                assembler.add(data)
+                assembler.add(self._redactor.text(data))
             if not assembler.done:
                 detail = f"stream ended without [DONE] after {assembler.chunks} events"
                 _fail(exchange, "protocol", detail)
@@ -267,20 +267,36 @@ class Client:
         return text[:EXCERPT_CHARS]
 
     def _scrub(self, exchange: Exchange) -> None:
-        """Mask the key anywhere a server may have echoed it."""
+        """Mask the key wherever a server may have echoed it: the last pass over everything kept."""
         if not self._redactor.secrets:
             return
         redact = self._redactor.obj
-        exchange.error_detail = redact(exchange.error_detail)
-        exchange.error_body = redact(exchange.error_body)
-        exchange.usage = redact(exchange.usage)
-        for choice in exchange.choices:
-            message = choice.message
-            message.role, message.content, message.reasoning_content = redact(
-                [message.role, message.content, message.reasoning_content]
-            )
-            message.tool_calls = redact(message.tool_calls)
-            choice.finish_reason = redact(choice.finish_reason)
+        exchange.error_detail = self._redactor.text(exchange.error_detail)
+        try:
+            exchange.error_body = redact(exchange.error_body)
+            exchange.usage = redact(exchange.usage)
+            for choice in exchange.choices:
+                message = choice.message
+                message.role, message.content, message.reasoning_content = redact(
+                    [message.role, message.content, message.reasoning_content]
+                )
+                message.tool_calls = redact(message.tool_calls)
+                choice.finish_reason = redact(choice.finish_reason)
+        except RecursionError:
+            # Too deeply nested to search for the key: drop it rather than risk showing it.
+            exchange.error_body, exchange.usage, exchange.choices = None, None, []
+            if exchange.error is None and exchange.status is not None and exchange.status < 300:
+                _fail(exchange, "bad_response", "response nests too deeply to be read")
+
+    def _redirect_host(self, response: httpx.Response) -> str:
+        location = response.headers.get("location")
+        if location is None:
+            return "nowhere (no Location header)"
+        location = self._redactor.text(location)  # before the cut below
+        try:
+            return response.url.join(location).host or repr(location[:100])
+        except httpx.InvalidURL:
+            return repr(location[:100])
 
 
 def _endpoint(base_url: str, allow_insecure_http: bool) -> str:
@@ -311,16 +327,6 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def _redirect_host(response: httpx.Response) -> str:
-    location = response.headers.get("location")
-    if location is None:
-        return "nowhere (no Location header)"
-    try:
-        return response.url.join(location).host or repr(location[:100])
-    except httpx.InvalidURL:
-        return repr(location[:100])
 
 
 def _error_message(body: Any) -> str | None:

@@ -8,7 +8,7 @@ MASK = "***"
 
 
 class Redactor:
-    """Replaces every registered secret (and its Bearer header form) with `***`."""
+    """Replaces every registered secret with `***` (which also covers any `Bearer <key>` text)."""
 
     def __init__(self, *secrets: str | None):
         # Longest first, so a secret that contains another is masked whole.

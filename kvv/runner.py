@@ -114,7 +114,6 @@ class _CheckRun:
         self.semaphore, self.previous = semaphore, previous
         self.errors = dict.fromkeys(ERROR_CLASSES, 0)
         self.tokens = {"prompt_tokens": 0, "completion_tokens": 0}
-        self.evidence: list[dict[str, Any]] = []
 
     async def run(self) -> dict[str, Any]:
         check = self.planned.check

@@ -97,7 +97,7 @@ class StreamAssembler:
         where = f"event {self.chunks}"
         try:
             chunk = json.loads(data)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
             raise BodyError("protocol", f"{where}: data is not JSON ({exc}): {data[:200]!r}")
         if not isinstance(chunk, dict):
             raise BodyError("bad_response", f"{where}: data is {_kind(chunk)}, expected an object")
@@ -133,10 +133,9 @@ class StreamAssembler:
         content = _get(delta, "content", str, where)
         if content is not None:
             parts.content.append(content)
-        for key in ("reasoning_content", "reasoning"):  # vLLM and others say `reasoning`
-            reasoning = _get(delta, key, str, where)
-            if reasoning is not None:
-                parts.reasoning.append(reasoning)
+        reasoning = _reasoning(delta, where)
+        if reasoning is not None:
+            parts.reasoning.append(reasoning)
         for position, call in enumerate(_get(delta, "tool_calls", list, where) or []):
             parts.add_tool_call(call, position, f"{where}.tool_calls[{position}]")
 
@@ -168,9 +167,6 @@ def parse_completion(body: Any) -> tuple[list[Choice], dict[str, Any] | None, st
                     "bad_response",
                     f"{where}.message.tool_calls[{number}] is {_kind(call)}, expected an object",
                 )
-        reasoning = _get(message, "reasoning_content", str, f"{where}.message")
-        if reasoning is None:
-            reasoning = _get(message, "reasoning", str, f"{where}.message")
         index = _get(choice, "index", int, where)
         parsed.append(
             Choice(
@@ -178,7 +174,7 @@ def parse_completion(body: Any) -> tuple[list[Choice], dict[str, Any] | None, st
                 message=Message(
                     role=_get(message, "role", str, f"{where}.message") or "assistant",
                     content=_get(message, "content", str, f"{where}.message"),
-                    reasoning_content=reasoning,
+                    reasoning_content=_reasoning(message, f"{where}.message"),
                     tool_calls=list(tool_calls),
                 ),
                 finish_reason=_get(choice, "finish_reason", str, where),
@@ -234,6 +230,12 @@ class _ChoiceParts:
             tool_calls=tool_calls,
         )
         return Choice(index=index, message=message, finish_reason=self.finish_reason)
+
+
+def _reasoning(obj: dict[str, Any], where: str) -> str | None:
+    """`reasoning_content`, else `reasoning` (vLLM and others), never both: some send both."""
+    reasoning = _get(obj, "reasoning_content", str, where)
+    return reasoning if reasoning is not None else _get(obj, "reasoning", str, where)
 
 
 def _get(obj: dict[str, Any], key: str, kind: type, where: str) -> Any:

@@ -409,3 +409,34 @@ def test_canary_key_never_comes_back(serve, reply, stream):
 def test_key_not_in_connection_error():
     ex, infos = chat("http://127.0.0.1:9/v1", max_retries=0)
     assert ex.error == "connection" and "sk-can" not in repr(ex) + repr(infos)
+
+
+@pytest.mark.parametrize(
+    "reply, stream",
+    [
+        # Messages that quote vendor text cut it; the cut must not fall inside the key.
+        (Reply(200, b"", {"Content-Type": "text/event-stream"}, [b"data: {" + b"x" * 185 + KEY.encode() + b"\n\n"]), True),
+        (Reply(200, b"", {"Content-Type": "text/event-stream"},
+               [b"data: " + json.dumps({"error": "x" * 280 + KEY}).encode() + b"\n\n"]), True),
+        (json_reply({"error": "x" * 290 + KEY}), False),
+        (Reply(307, b"", {"Location": "x" * 90 + KEY}), False),
+    ],
+)
+def test_no_part_of_the_key_in_cut_messages(serve, reply, stream):
+    ex, infos = chat(serve(reply).base_url, {**BODY, "stream": stream}, max_retries=0)
+    assert ex.error is not None
+    assert "sk-can" not in repr(ex) + repr(infos)
+
+
+@pytest.mark.parametrize(
+    "reply, stream, error",
+    [
+        (Reply(500, b"[" * 700 + b"]" * 700), False, "server_error"),
+        (Reply(200, b"[" * 5000 + b"]" * 5000), False, "bad_response"),
+        (Reply(200, b"", {"Content-Type": "text/event-stream"}, [b"data: " + b"[" * 5000 + b"]" * 5000 + b"\n\n"]),
+         True, "protocol"),
+    ],
+)
+def test_deeply_nested_body_is_data_not_a_traceback(serve, reply, stream, error):
+    ex, _ = chat(serve(reply).base_url, {**BODY, "stream": stream}, max_retries=0)
+    assert ex.error == error

@@ -178,3 +178,11 @@ def test_write_reports(tmp_path):
     paths = write_reports(fixture("fail"), tmp_path / "out")
     assert paths == {"summary": tmp_path / "out" / "summary.md"}
     assert paths["summary"].read_text(encoding="utf-8") == render_markdown(fixture("fail"))
+
+
+def test_deeply_nested_response_excerpt_renders_as_text():
+    results = {"verdict": "fail", "checks": [{
+        "id": "c", "verdict": "fail", "items": [],
+        "evidence": [{"item": "i", "response": "[" * 999 + "]" * 999}],
+    }]}
+    assert "[[[" in render_markdown(results)

@@ -27,8 +27,6 @@ def close_http_pool():
     HTTP.close()
 
 
-
-
 def body(content: str = QUESTION, **fields: Any) -> dict[str, Any]:
     return {"model": "any-model", "messages": [{"role": "user", "content": content}], **fields}
 

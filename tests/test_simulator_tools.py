@@ -25,8 +25,6 @@ def close_http_pool():
     HTTP.close()
 
 
-
-
 def tool(name: str, parameters: dict[str, Any] | None = None, **function: Any) -> dict[str, Any]:
     parameters = parameters or {"type": "object", "properties": {"city": {"type": "string", "minLength": 2}},
                                 "required": ["city"], "additionalProperties": False}

@@ -179,3 +179,12 @@ def test_parse_completion_rejects_malformed_bodies_precisely(body, detail):
     with pytest.raises(BodyError) as raised:
         parse_completion(body)
     assert raised.value.error == "bad_response" and detail in str(raised.value)
+
+
+def test_reasoning_sent_under_both_names_is_taken_once():
+    both = {"reasoning_content": "r", "reasoning": "r"}
+    assembler = StreamAssembler()
+    assembler.add(json.dumps({"choices": [{"index": 0, "delta": both}]}))
+    assert assembler.choices()[0].message.reasoning_content == "r"
+    choices, _, _ = parse_completion({"choices": [{"index": 0, "message": both}]})
+    assert choices[0].message.reasoning_content == "r"

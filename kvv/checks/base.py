@@ -63,7 +63,7 @@ class Item:
         for body in self.requests:
             ex = await send(body)
             exchanges.append(ex)
-            problem = transport_problem(ex) or access_problem(ex)
+            problem = unusable(ex)
             if problem is not None:
                 return problem
         assert self.judge is not None
@@ -124,6 +124,11 @@ def transport_problem(ex: Exchange) -> Outcome | None:
         return None
     verdict = ERROR if ex.error in TRANSIENT_CLASSES else FAIL
     return Outcome(verdict, f"{ex.error}: {ex.error_detail}".rstrip(": "), ex)
+
+
+def unusable(ex: Exchange) -> Outcome | None:
+    """An outcome for an exchange no check can judge (transport failure, or 401/403/404), else None."""
+    return transport_problem(ex) or access_problem(ex)
 
 
 def access_problem(ex: Exchange) -> Outcome | None:

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import copy
 import json
-from importlib import resources
-from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import ConfigError
 from ..exchange import Exchange
-from ..schema import load_yaml
 from ..thinking import thinking_fields
-from .base import STREAM, Check, Context, Item, Outcome, error_message, failed, passed
+from .base import Check, Context, Item, Outcome, error_message, failed, passed
+from .cases import STREAM_MODES, answer_problem, load_yaml_file
 
 # A case that names any of these chooses its thinking itself; kvv adds nothing.
 THINKING_FIELDS = ("thinking", "reasoning_effort", "chat_template_kwargs")
@@ -188,23 +186,15 @@ def _status(ex: Exchange, want: int, rejections: tuple[int, ...]) -> str | None:
         if ex.ok:
             return f"HTTP {ex.status}: the request was accepted, expected a rejection with HTTP {expected}"
         return f"HTTP {ex.status} ({error_message(ex)}), expected HTTP {expected}"
-    if not ex.ok:
-        return f"HTTP {ex.status} ({error_message(ex)}), expected success"
-    if ex.message is None:
-        return f"HTTP {ex.status} with no choices"
-    return None
+    problem = answer_problem(ex)
+    return None if problem is None else f"{problem}; expected success"
 
 
 # -- cases -------------------------------------------------------------------------------------
 
 def load_cases(check_id: str, path: str | None = None) -> list[dict[str, Any]]:
     """The cases of `check_id`: kvv's own file, or the user's (option `cases`), validated."""
-    if path is None:
-        file = resources.files("kvv") / "data" / "contracts" / f"{check_id}.yaml"
-        source = f"kvv/data/contracts/{check_id}.yaml"
-    else:
-        file, source = Path(path), path
-    data = load_yaml(file.read_text(encoding="utf-8"), source)
+    source, data = load_yaml_file(path, f"contracts/{check_id}.yaml")
     if not isinstance(data, dict) or not isinstance(data.get("cases"), list):
         raise ConfigError("expected a mapping with a list `cases`", source=source)
     seen: set[str] = set()
@@ -270,7 +260,7 @@ def _items(check_id: str, feature: str):
             own = any(name in request for name in THINKING_FIELDS)
             body = {"model": ctx.model, **({} if own else thinking), **request}
             judge = _judge(case["expect"], rejections)
-            for label, extra in (("non-stream", {}), ("stream", STREAM)):
+            for label, extra in STREAM_MODES.items():
                 items.append(Item(f"{case['id']} [{label}]", [{**body, **extra}], judge, profile.default_mode,
                                   request.get("max_tokens")))
         return items

@@ -9,14 +9,13 @@ prompt was not rendered in full); an over-count is allowed up to the profile's s
 from __future__ import annotations
 
 import json
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
 from ..exchange import Exchange
 from ..verdict import FAIL, PASS
-from .base import STREAM, Check, Context, Item, Outcome, error_message
+from .base import STREAM, Check, Context, Item, Outcome
+from .cases import load_jsonl, rejection
 from .usage import tokens
 
 BUILTIN = "prompt-token-cases.jsonl"
@@ -37,22 +36,10 @@ OPTIONAL = ("features",)
 
 def load_cases(path: str | None) -> list[dict[str, Any]]:
     """The cases of `path` (None: kvv's built-in corpus), each line validated."""
-    if path is None:
-        source = f"{BUILTIN} (built-in)"
-        text = (resources.files("kvv") / "data" / BUILTIN).read_text(encoding="utf-8")
-    else:
-        source, text = path, Path(path).read_text(encoding="utf-8")
+    source, lines = load_jsonl(path, BUILTIN)
     cases, seen = [], set()
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
+    for number, case in lines:
         where = f"line {number}"
-        try:
-            case = json.loads(line)
-        except ValueError as exc:
-            raise ConfigError(f"not JSON ({exc.msg})", source=source, path=where) from None
-        if not isinstance(case, dict):
-            raise ConfigError("expected a JSON object", source=source, path=where)
         _validate(case, source, where)
         if case["id"] in seen:
             raise ConfigError(f"duplicate case id {case['id']!r}", source=source, path=f"{where}: id")
@@ -65,9 +52,9 @@ def load_cases(path: str | None) -> list[dict[str, Any]]:
 
 def _validate(case: dict[str, Any], source: str, where: str) -> None:
     for name, (valid, expected) in FIELDS.items():
-        if name not in case and name in OPTIONAL:
-            continue
         if name not in case:
+            if name in OPTIONAL:
+                continue
             raise ConfigError(f"missing; expected {expected}", source=source, path=f"{where}: {name}")
         if not valid(case[name]):
             raise ConfigError(f"expected {expected}, got {json.dumps(case[name])[:80]}",
@@ -94,10 +81,11 @@ def within(expected: int, slack: int):
     """The pass rule: expected <= actual <= expected + slack."""
     def judge(exchanges: list[Exchange]) -> Outcome:
         ex = exchanges[0]
-        actual = tokens(ex, "prompt_tokens") if ex.ok else None
+        rejected = rejection(ex)
+        actual = tokens(ex, "prompt_tokens") if rejected is None else None
         data = {"expected": expected, "actual": actual, "delta": None if actual is None else actual - expected}
-        if not ex.ok:
-            verdict, message = FAIL, f"HTTP {ex.status} for a valid request, expected {expected}: {error_message(ex)}"
+        if rejected is not None:
+            verdict, message = FAIL, f"{rejected} for a valid request; expected prompt_tokens {expected}"
         elif actual is None:
             verdict, message = FAIL, f"no usage.prompt_tokens in the stream; expected {expected}"
         elif actual < expected:

@@ -13,24 +13,21 @@ from __future__ import annotations
 import copy
 import re
 from functools import cache
-from importlib import resources
 from typing import Any
 
 from ..exchange import Exchange
-from ..schema import load_yaml
 from ..verdict import FAIL, PASS
-from .base import STREAM, Check, Context, Item, Outcome, error_message, failed, passed
+from .base import Check, Context, Item, Outcome, failed, passed
+from .cases import STREAM_MODES, answer_problem, load_yaml_file, rejection
 from .usage import tokens
 
 # Ids for a profile that pins no format: any id the client makes up must be accepted back.
 FALLBACK_ID = "call_{index}"
-STREAMS = {"non-stream": {}, "stream": STREAM}
 
 
 @cache
 def _data() -> dict[str, Any]:
-    path = resources.files("kvv") / "data" / "reasoning-history.yaml"
-    return load_yaml(path.read_text(encoding="utf-8"), "reasoning-history.yaml (built-in)")
+    return load_yaml_file(None, "reasoning-history.yaml")[1]
 
 
 def _tools(names: list[str] | None = None) -> list[dict[str, Any]]:
@@ -70,7 +67,7 @@ def _history_items(ctx: Context) -> list[Item]:
                 "tools": _tools(), "tool_choice": "none", "max_tokens": max_tokens, **stream}
 
     items = []
-    for name, stream in STREAMS.items():
+    for name, stream in STREAM_MODES.items():
         items.append(Item(f"history reasoning accepted [{name}]",
                           [request(data["reasoning"]["short"], "accept", 1, stream)], _accepted, "thinking", 1))
         if keeps:
@@ -84,10 +81,10 @@ def _history_items(ctx: Context) -> list[Item]:
 
 
 def _rejected(ex: Exchange) -> Outcome | None:
-    if ex.ok:
+    problem = answer_problem(ex)
+    if problem is None:
         return None
-    return failed(f"HTTP {ex.status}: assistant history with reasoning_content and tool calls was refused: "
-                  f"{error_message(ex)}", ex)
+    return failed(f"assistant history with reasoning_content and tool calls was not answered: {problem}", ex)
 
 
 def _accepted(exchanges: list[Exchange]) -> Outcome:
@@ -135,7 +132,7 @@ def _id_items(ctx: Context) -> list[Item]:
     mode, cap = ctx.profile.default_mode, ctx.options.get("max-tokens", 4096)
     items = []
     for case, spec in _data()["calls"].items():
-        for name, stream in STREAMS.items():
+        for name, stream in STREAM_MODES.items():
             body = ctx.body(mode, spec["ask"], tools=_tools(spec["tools"]), tool_choice="required",
                             max_tokens=cap, **stream)
             items.append(Item(f"{case} call ids [{name}]", [body], _ids_match(id_format), mode, cap))
@@ -152,8 +149,8 @@ def id_pattern(id_format: str, name: str) -> re.Pattern[str]:
 def _ids_match(id_format: str):
     def judge(exchanges: list[Exchange]) -> Outcome:
         ex = exchanges[0]
-        if not ex.ok:
-            return failed(f"HTTP {ex.status} for a forced tool call: {error_message(ex)}", ex)
+        if (problem := rejection(ex)) is not None:
+            return failed(f"forced tool call not answered: {problem}", ex)
         calls = ex.message.tool_calls if ex.message else []
         if not calls:
             return failed(f"no tool call with tool_choice \"required\" (finish_reason {ex.finish_reason})", ex)

@@ -8,9 +8,7 @@ accuracy against the profile's minimum, per stream mode.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
-from importlib import resources
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -20,18 +18,18 @@ from ..errors import ConfigError
 from ..exchange import Exchange
 from ..stats import threshold_verdict
 from ..verdict import ERROR, FAIL, INCONCLUSIVE, PASS, SEVERITY
-from .base import (STREAM, Check, Context, Item, Outcome, Send, Summary, access_problem, error_message,
-                   transport_problem)
-from .toolcalls import arguments_problem
+from .base import Check, Context, Item, Outcome, Send, Summary, unusable
+from .cases import STREAM_MODES, load_jsonl, rejection
+from .toolcalls import arguments_problem, function_of
 
 TOOL = "kvv_schema_case"
 PROMPT = (f"Call the function {TOOL} exactly once. Its arguments must be the smallest JSON object that "
           "satisfies the function's parameter schema: respect every constraint (required properties, types, "
           "enum and const values, minimum and maximum, lengths, patterns, formats, item counts). "
           "Reply with the function call only, no text.")
-MODES = ("non-stream", "stream")
+MODES = tuple(STREAM_MODES)
 SHOWN_FAILURES = 5
-BUILTIN = "kvv/data/tool-schema-cases.jsonl (built-in)"
+BUILTIN = "tool-schema-cases.jsonl"
 
 # Where a schema holds subschemas (2020-12 plus draft-7 spellings). Any other keyword's value is
 # data (enum, const, examples, required, ...) and is left alone, so a property named "default"
@@ -50,31 +48,11 @@ ROOT_ONLY = {"$id", "$schema", *HOISTED}
 
 def load_cases(path: str | None) -> list[tuple[int, Any]]:
     """(line number, schema) for every non-blank line; a bad line is the user's error (exit 2)."""
-    if path is None:
-        source = BUILTIN
-        raw = (resources.files("kvv") / "data" / "tool-schema-cases.jsonl").read_bytes()
-    else:
-        source = path
-        with open(path, "rb") as file:
-            raw = file.read()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"not UTF-8 at byte {exc.start}", source=source) from None
-    cases = []
-    # Split on "\n" only: U+2028 and friends may sit raw inside a JSON string.
-    for number, line in enumerate(text.split("\n"), 1):
-        if not line.strip():
-            continue
-        try:
-            schema = json.loads(line)
-        except (ValueError, RecursionError) as exc:
-            raise ConfigError(f"not JSON: {exc}", source=source, path=f"line {number}") from None
-        if not isinstance(schema, (dict, bool)):
-            raise ConfigError(f"expected a JSON Schema (an object or a boolean), got {type(schema).__name__}",
-                              source=source, path=f"line {number}")
-        cases.append((number, schema))
-    return cases
+    return _load(path)[1]
+
+
+def _load(path: str | None) -> tuple[str, list[tuple[int, Any]]]:
+    return load_jsonl(path, BUILTIN, (dict, bool), "a JSON Schema (an object or a boolean)")
 
 
 # --- sending a case as upstream does ----------------------------------------------------------
@@ -139,11 +117,12 @@ def _rewrite(schema: Any, ref) -> Any:
     return out
 
 
-def request(ctx: Context, parameters: dict[str, Any], stream: bool) -> dict[str, Any]:
+def request(ctx: Context, parameters: dict[str, Any], mode: str) -> dict[str, Any]:
+    """The request of one case in stream mode `mode` (a key of STREAM_MODES)."""
     tool = {"type": "function", "function": {"name": TOOL, "description": "Receives one test value.",
                                              "parameters": parameters, "strict": True}}
     return ctx.body(ctx.profile.default_mode, PROMPT, tools=[tool], tool_choice="required",
-                    max_tokens=ctx.options.get("max-tokens", 2048), **(STREAM if stream else {}))
+                    max_tokens=ctx.options.get("max-tokens", 2048), **STREAM_MODES[mode])
 
 
 # --- judging one response -------------------------------------------------------------------
@@ -153,20 +132,19 @@ def classify(ex: Exchange, validator: Draft202012Validator, mode: str, line: int
     def outcome(verdict: str, kind: str, message: str, **extra: Any) -> Outcome:
         return Outcome(verdict, message, ex, {"class": kind, "mode": mode, "line": line, **extra})
 
-    problem = transport_problem(ex) or access_problem(ex)
+    problem = unusable(ex)
     if problem is not None:
         # Transient failures left after retries: kvv could not run the case. A broken stream
         # or malformed body is the vendor's defect.
         return outcome(problem.verdict, "error" if problem.verdict == ERROR else "bad-response", problem.message)
-    if not ex.ok:
-        return outcome(FAIL, "rejected", f"HTTP {ex.status}: {error_message(ex)}")
+    if (rejected := rejection(ex)) is not None:
+        return outcome(FAIL, "rejected", rejected)
     calls = ex.message.tool_calls if ex.message else []
     if len(calls) != 1:
         said = f"{len(calls)} tool calls" if calls else "no tool call"
         return outcome(FAIL, "no-tool-call", f"{said} (finish_reason {ex.finish_reason!r}); expected exactly one "
                                              "call, tool_choice was \"required\"")
-    function = calls[0].get("function") if isinstance(calls[0], dict) else None
-    function = function if isinstance(function, dict) else {}
+    function = function_of(calls[0])
     if function.get("name") != TOOL:
         return outcome(FAIL, "wrong-tool-name", f"called {function.get('name')!r}; the only tool is {TOOL!r}")
     problem = arguments_problem(function.get("arguments"), validator)
@@ -181,9 +159,9 @@ def classify(ex: Exchange, validator: Draft202012Validator, mode: str, line: int
 def _build(ctx: Context) -> list[Item]:
     if not ctx.profile.feature("tools"):
         return []
-    source = ctx.options.get("cases") or BUILTIN
+    source, cases = _load(ctx.options.get("cases"))
     items = []
-    for line, case in load_cases(ctx.options.get("cases")):
+    for line, case in cases:
         parameters = wrap(case)
         try:
             Draft202012Validator.check_schema(parameters)
@@ -192,7 +170,7 @@ def _build(ctx: Context) -> list[Item]:
         # Format assertions stay off, as upstream: formats are annotations in 2020-12.
         validator = Draft202012Validator(parameters)
         for mode in MODES:
-            body = request(ctx, parameters, mode == "stream")
+            body = request(ctx, parameters, mode)
             items.append(Item(f"case {line} [{mode}]", [body], mode=ctx.profile.default_mode,
                               token_ceiling=body["max_tokens"], run=_runner(body, validator, mode, line),
                               request_count=1))

@@ -14,16 +14,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import lru_cache
-from importlib import resources
+from functools import cache
 from typing import Any
-
-import yaml
 
 from ..exchange import Exchange, Message
 from ..verdict import FAIL, PASS
-from .base import (STREAM, Check, Context, Item, Outcome, Send, access_problem, error_message, failed,
-                   transport_problem)
+from .base import Check, Context, Item, Outcome, Send, failed, unusable
+from .cases import STREAM_MODES, answer_problem, load_yaml_file
 from .toolcalls import call_problem
 
 # A correct model needs len(script) tool turns and one answer; one spare turn forgives a model
@@ -95,9 +92,9 @@ class Task:
         return self.rounds + 1 + SPARE_REQUESTS
 
 
-@lru_cache(maxsize=1)
+@cache
 def builtin_tasks() -> tuple[Task, ...]:
-    data = yaml.safe_load((resources.files("kvv") / "data" / "tool-workflows.yaml").read_text(encoding="utf-8"))
+    _, data = load_yaml_file(None, "tool-workflows.yaml")
     return tuple(Task(t["id"], t["instruction"], {name: data["tools"][name] for name in t["tools"]},
                       t.get("state") or {}, len(t["script"]), str(t["expect"]), t.get("min-parallel", 1))
                  for t in data["tasks"])
@@ -111,9 +108,9 @@ def _build(ctx: Context) -> list[Item]:
     items = []
     for task in builtin_tasks():
         tools = [{"type": "function", "function": {"name": name, **spec}} for name, spec in task.tools.items()]
-        for streamed in (False, True):
-            body = ctx.body(mode, task.instruction, tools=tools, max_tokens=cap, **(STREAM if streamed else {}))
-            items.append(Item(f"{task.id} [{'stream' if streamed else 'non-stream'}]", [body], mode=mode,
+        for label, stream in STREAM_MODES.items():
+            body = ctx.body(mode, task.instruction, tools=tools, max_tokens=cap, **stream)
+            items.append(Item(f"{task.id} [{label}]", [body], mode=mode,
                               token_ceiling=cap * task.request_limit, run=_conversation(task, body),
                               request_count=task.request_limit))
     return items
@@ -165,14 +162,11 @@ def _conversation(task: Task, first: dict[str, Any]):
 
 
 def _turn_problem(ex: Exchange, turn: int) -> Outcome | None:
-    problem = transport_problem(ex) or access_problem(ex)
+    problem = unusable(ex)
     if problem is not None:
         return problem
-    if not ex.ok:
-        return failed(f"turn {turn}: HTTP {ex.status}: {error_message(ex)}", ex)
-    if ex.message is None:
-        return failed(f"turn {turn}: the response has no choices", ex)
-    return None
+    unanswered = answer_problem(ex)
+    return None if unanswered is None else failed(f"turn {turn}: {unanswered}", ex)
 
 
 def _assistant_turn(message: Message) -> dict[str, Any]:

@@ -24,10 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import json
 from collections import Counter
-from importlib import resources
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import jsonschema
@@ -36,7 +33,8 @@ from ..errors import ConfigError
 from ..exchange import Exchange
 from ..stats import bootstrap, threshold_verdict
 from ..verdict import ERROR, FAIL, INCONCLUSIVE, PASS, worst
-from .base import Check, Context, Item, Outcome, Send, Summary, access_problem, error_message, transport_problem
+from .base import Check, Context, Item, Outcome, Send, Summary, unusable
+from .cases import answer_problem, load_jsonl
 from .toolcalls import call_problem
 
 BUILTIN = "toolcall-replay"
@@ -47,31 +45,13 @@ Row = tuple[bool | None, bool | None]     # (vendor ended in tool_calls, referen
 
 # -- input files ----------------------------------------------------------------------------------
 
-def _lines(path: str | None, name: str) -> tuple[str, list[tuple[int, Any]]]:
-    """(source name, [(1-based line, parsed JSON)]) of a JSONL file, or of the built-in one."""
-    if path is None:
-        file, source = resources.files("kvv") / "data" / BUILTIN / name, f"kvv/data/{BUILTIN}/{name} (built-in)"
-    else:
-        file, source = Path(path), path
-    try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read: {exc}", source=source) from None
-    parsed = []
-    for number, line in enumerate(text.splitlines(), 1):
-        try:
-            parsed.append((number, json.loads(line)))
-        except ValueError as exc:
-            raise ConfigError(f"not valid JSON: {exc}", source=source, path=f"line {number}") from None
-        if not isinstance(parsed[-1][1], dict):
-            raise ConfigError("expected a JSON object", source=source, path=f"line {number}")
-    return source, parsed
-
-
 def load_requests(path: str | None) -> list[tuple[int, dict[str, Any]]]:
     """[(data_index, recorded body)]: K2VV's data_index is the 1-based line number."""
-    source, lines = _lines(path, "requests.jsonl")
-    for number, body in lines:
+    source, lines = load_jsonl(path, f"{BUILTIN}/requests.jsonl")
+    for position, (number, body) in enumerate(lines, 1):
+        if number != position:      # data_index 1..n must name every request
+            raise ConfigError("blank line: data_index is the line number, so requests leave none out",
+                              source=source, path=f"line {position}")
         def bad(field: str, expected: str) -> ConfigError:
             return ConfigError(f"expected {expected}", source=source, path=f"line {number}: {field}")
         messages = body.get("messages")
@@ -100,7 +80,7 @@ def load_requests(path: str | None) -> list[tuple[int, dict[str, Any]]]:
 
 def load_reference(path: str | None, requests: int) -> dict[int, str]:
     """data_index -> the reference's finish_reason, for every request and nothing else."""
-    source, lines = _lines(path, "reference.jsonl")
+    source, lines = load_jsonl(path, f"{BUILTIN}/reference.jsonl")
     finishes: dict[int, str] = {}
     for number, record in lines:
         index, finish = record.get("data_index"), record.get("finish_reason")
@@ -183,12 +163,12 @@ def _replay(index: int, body: dict[str, Any], recorded_reference: str | None):
         else:
             ex, reference_ex = await send(body), None
             expected, reference_trouble = recorded_reference, None
-        trouble = transport_problem(ex) or access_problem(ex)
+        trouble = unusable(ex)
         if trouble is not None and trouble.verdict == ERROR:      # the vendor's answer is unknown
             return Outcome(ERROR, trouble.message, ex, data)
-        answered = trouble is None and ex.ok and ex.message is not None
-        finish = ex.finish_reason if answered else None
-        calls = ex.message.tool_calls if answered else []
+        unanswered = answer_problem(ex)     # set too for any `trouble`: rejected, broken, or no choices
+        finish = ex.finish_reason if unanswered is None else None
+        calls = ex.message.tool_calls if unanswered is None else []
         problems = [p for p in (call_problem(c, tools) for c in calls) if p] if finish == TOOL_CALLS else []
         if finish == TOOL_CALLS and not calls:
             problems = ["finish_reason 'tool_calls' without any tool call"]
@@ -198,8 +178,8 @@ def _replay(index: int, body: dict[str, Any], recorded_reference: str | None):
             return Outcome(ERROR, f"reference endpoint: {reference_trouble}", reference_ex, data)
         if trouble is not None:             # a broken stream or body: the vendor's defect, a non-tool answer
             return Outcome(FAIL, trouble.message, ex, data)
-        if not ex.ok:
-            return Outcome(FAIL, f"HTTP {ex.status} for a recorded request: {error_message(ex)}", ex, data)
+        if unanswered is not None:          # a non-tool answer, like a broken stream
+            return Outcome(FAIL, f"recorded request not answered: {unanswered}", ex, data)
         if problems:
             return Outcome(FAIL, f"invalid tool call: {problems[0]}", ex, data)
         if (finish == TOOL_CALLS) != (expected == TOOL_CALLS):
@@ -211,11 +191,11 @@ def _replay(index: int, body: dict[str, Any], recorded_reference: str | None):
 
 def _reference_finish(ex: Exchange) -> tuple[str | None, str | None]:
     """(the reference's finish_reason, None), or (None, why kvv could not get it)."""
-    trouble = transport_problem(ex) or access_problem(ex)
+    trouble = unusable(ex)
     if trouble is not None:
         return None, trouble.message
-    if not ex.ok:
-        return None, f"HTTP {ex.status}: {error_message(ex)}"
+    if (problem := answer_problem(ex)) is not None:
+        return None, problem
     if ex.finish_reason is None:
         return None, "the response has no finish_reason"
     return ex.finish_reason, None

@@ -41,9 +41,15 @@ def arguments_problem(arguments: Any, check: Draft202012Validator) -> tuple[str,
     return None
 
 
+def function_of(call: Any) -> dict[str, Any]:
+    """A tool call's `function` object ({} when the call or its function is malformed)."""
+    function = call.get("function") if isinstance(call, dict) else None
+    return function if isinstance(function, dict) else {}
+
+
 def call_problem(call: dict[str, Any], parameters: dict[str, Any]) -> str | None:
     """What is wrong with one call given the declared tools (name -> parameters schema), or None."""
-    function = call.get("function") if isinstance(call.get("function"), dict) else {}
+    function = function_of(call)
     name = function.get("name")
     if name not in parameters:
         return f"call to undeclared tool {name!r} (declared: {', '.join(parameters) or 'none'})"

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..verdict import ERROR, FAIL, INCONCLUSIVE
+from .markdown import bad_items, first_bad
 
 # The runner turns only the first 10 errors, 10 warnings and 10 notices of a step into
 # annotations and drops the rest silently (runner src `_maxIssueCount`).
@@ -75,8 +76,8 @@ def _annotation_message(check: dict) -> str:
     counts = f"{check.get('passed', 0)}/{check.get('n', 0)} passed"
     if check.get("errored"):
         counts += f", {check['errored']} could not run"
-    bad = [i for i in check.get("items", []) if i.get("verdict") not in (None, "pass")]
-    first = f"; first: {bad[0]['id']}: {bad[0].get('message', '')}" if bad else ""
+    bad = bad_items(check)
+    first = f"; first: {first_bad(bad)}" if bad else ""
     return f"{check.get('title') or check['id']} ({counts}){first}"
 
 

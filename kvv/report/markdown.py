@@ -57,6 +57,16 @@ def errors_text(errors: dict | None) -> str:
     return ", ".join(found) or "—"
 
 
+def bad_items(check: dict) -> list[dict]:
+    """The items of `check` that did not pass, in order."""
+    return [i for i in check.get("items", []) if i.get("verdict") not in (None, PASS)]
+
+
+def first_bad(bad: list[dict]) -> str:
+    """`id: message` of the first item that did not pass."""
+    return f"{bad[0]['id']}: {bad[0].get('message', '')}"
+
+
 def _num(value: float) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
@@ -162,7 +172,7 @@ def _finding(check: dict) -> str:
         f"{check.get('failed', 0)} failed, {check.get('errored', 0)} could not run, "
         f"{check.get('passed', 0)} passed of {check.get('n', 0)} · {inline(metric_text(check.get('metric')))}",
     ]
-    bad = [i for i in check.get("items", []) if i.get("verdict") not in (None, PASS)]
+    bad = bad_items(check)
     if bad:
         lines = [f"- **{i.get('verdict', '?')}** {inline(i['id'])}: {inline(i.get('message', ''))}"
                  for i in bad[:FAILING_ITEMS_SHOWN]]
@@ -197,7 +207,7 @@ def _response(text: str) -> tuple[str, str]:
     """Pretty JSON when the excerpt is whole JSON, else the text as it came."""
     try:
         return json.dumps(json.loads(text), indent=2, ensure_ascii=False), "json"
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):  # RecursionError: nested too deeply
         return str(text), "text"
 
 

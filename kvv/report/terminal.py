@@ -9,7 +9,7 @@ from typing import Mapping
 from tabulate import tabulate
 
 from ..verdict import ERROR, FAIL, INCONCLUSIVE, PASS
-from .markdown import errors_text, host, metric_text
+from .markdown import bad_items, errors_text, first_bad, host, metric_text
 
 COLORS = {PASS: "32", FAIL: "31", ERROR: "35", INCONCLUSIVE: "33"}   # ANSI green red magenta yellow
 MARKS = {FAIL: "✗", ERROR: "!", INCONCLUSIVE: "?"}
@@ -52,9 +52,9 @@ def render(results: dict, *, color: bool = False, paths: Mapping[str, Path] | No
 
 def _reason(check: dict) -> str:
     """`✗ id: first bad item: its message (+N more)`, on one line."""
-    bad = [i for i in check.get("items", []) if i.get("verdict") not in (None, PASS)]
+    bad = bad_items(check)
     if bad:
-        why = f"{bad[0]['id']}: {bad[0].get('message', '')}"
+        why = first_bad(bad)
         if len(bad) > 1:
             why += f" (+{len(bad) - 1} more)"
     else:

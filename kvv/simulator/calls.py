@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from .conversation import last_user_text, tool_call_turns
-from .instances import minimal_instance
+from .instances import minimal_or_empty
 from .tools import Tool
 
 # A user who says one of these gets a text answer under tool_choice auto.
@@ -40,14 +40,9 @@ def requested_tools(tools: list[Tool], messages: list[dict[str, Any]]) -> list[T
     return [tool for _, tool in sorted(named, key=lambda pair: pair[0])] or tools[:1]
 
 
-def arguments_for(tool: Tool | None) -> Any:
+def arguments_for(tool: Tool) -> Any:
     """A minimal valid instance of the tool's parameters ({} when there is none to be had)."""
-    if tool is None or tool.parameters is None:
-        return {}
-    try:
-        return minimal_instance(tool.parameters)
-    except ValueError:
-        return {}             # a real model cannot meet an unsatisfiable schema either
+    return minimal_or_empty(tool.parameters or {})
 
 
 def calls_so_far(messages: list[dict[str, Any]]) -> int:

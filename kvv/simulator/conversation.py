@@ -8,13 +8,17 @@ from .tokenizer import content_text
 
 
 def last_user_text(messages: list[dict[str, Any]]) -> str:
-    users = [message for message in messages if message.get("role") == "user"]
-    return content_text(users[-1].get("content")) if users else ""
+    return _user_text(messages, -1)
 
 
 def first_user_text(messages: list[dict[str, Any]]) -> str:
+    return _user_text(messages, 0)
+
+
+def _user_text(messages: list[dict[str, Any]], position: int) -> str:
+    """The text of the user message at `position` among the user messages ("" without any)."""
     users = [message for message in messages if message.get("role") == "user"]
-    return content_text(users[0].get("content")) if users else ""
+    return content_text(users[position].get("content")) if users else ""
 
 
 def tool_call_turns(messages: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:

@@ -19,7 +19,7 @@ ASKS_FOR_EFFORT = re.compile(r"thinking\s+effort", re.IGNORECASE)
 
 def requested_effort(body: dict[str, Any], levels: list[str]) -> str:
     """The effective effort level; Rejected when a field names a level the model lacks."""
-    found = []
+    chosen = None
     for container, name, param in ((body.get("thinking"), "effort", "thinking"),
                                    (body.get("chat_template_kwargs"), "thinking_effort", "chat_template_kwargs"),
                                    (body, "reasoning_effort", "reasoning_effort")):
@@ -27,10 +27,10 @@ def requested_effort(body: dict[str, Any], levels: list[str]) -> str:
         if value is None:
             continue
         allowed = [*levels, OFF] if name == "reasoning_effort" else levels
-        if value not in allowed:
+        if value not in allowed:             # every field is checked, even behind a winning one
             raise Rejected(param, f"{name} must be one of {', '.join(allowed)}")
-        found.append(value)
-    chosen = next((value for value in found if value != OFF), None)
+        if chosen is None and value != OFF:
+            chosen = value
     return chosen or levels[-1]
 
 

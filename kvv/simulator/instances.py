@@ -47,8 +47,6 @@ WORK_LIMIT = 20_000                       # candidate checks per schema before g
 LONGEST_STRING = 10_000                   # a longer minLength is out of a model's reach too
 FILLER = "abcdefghijklmnopqrstuvwxyz"
 PROBES = (None, True, 0, 0.5, -1, "", "kvv", [], [None], {}, {"kvv_unexpected": None})
-
-
 BROKEN_SCHEMA = (UnknownType, Unresolvable, re.error, RecursionError)   # what validating against one raises
 
 
@@ -62,6 +60,14 @@ def minimal_instance(schema: Schema) -> Any:
     if found is None:
         raise ValueError(problem)
     return json.loads(found)
+
+
+def minimal_or_empty(schema: Schema) -> Any:
+    """`minimal_instance`, or {} for an unsatisfiable schema (a real model cannot meet one either)."""
+    try:
+        return minimal_instance(schema)
+    except ValueError:
+        return {}
 
 
 def invalid_instance(schema: Schema) -> Any:
@@ -131,17 +137,11 @@ class _Generator:
 
     # -- the search --------------------------------------------------------------------------
 
-    def generate(self, schema: Schema, refs: int) -> Any:
-        """The first candidate valid against `schema`."""
+    def generate(self, schema: Schema, refs: int, taken: set[str] | None = None) -> Any:
+        """The first candidate valid against `schema` whose JSON is not in `taken` (for uniqueItems
+        and property names)."""
         for candidate in islice(self.candidates(schema, refs), CANDIDATES_PER_SCHEMA):
-            if self.valid(schema, candidate):
-                return candidate
-        raise _Unsatisfiable
-
-    def distinct(self, schema: Schema, refs: int, taken: set[str]) -> Any:
-        """A valid candidate whose JSON is not in `taken` (for uniqueItems and property names)."""
-        for candidate in islice(self.candidates(schema, refs), CANDIDATES_PER_SCHEMA):
-            if _key(candidate) not in taken and self.valid(schema, candidate):
+            if not (taken and _key(candidate) in taken) and self.valid(schema, candidate):
                 return candidate
         raise _Unsatisfiable
 
@@ -208,7 +208,7 @@ class _Generator:
             item = prefix[position] if position < len(prefix) else items
             if position < needed_matches:
                 item = {"allOf": [item, contains]}
-            value = self.distinct(item, refs, taken) if schema.get("uniqueItems") else self.generate(item, refs)
+            value = self.generate(item, refs, taken if schema.get("uniqueItems") else None)
             values.append(value)
             taken.add(_key(value))
         yield values
@@ -233,7 +233,7 @@ class _Generator:
         taken = {_key(k) for k in [*keys, *(schema.get("properties") or {})]}
         names = []
         for _ in range(count):
-            name = self.distinct(names_schema, refs, taken)
+            name = self.generate(names_schema, refs, taken)
             names.append(name)
             taken.add(_key(name))
         return names

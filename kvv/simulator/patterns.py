@@ -14,6 +14,12 @@ CATEGORY_EXAMPLES = {
     sre.CATEGORY_WORD: "a", sre.CATEGORY_NOT_WORD: "-",
     sre.CATEGORY_LINEBREAK: "\n", sre.CATEGORY_NOT_LINEBREAK: "a",
 }
+# The same categories as regex source, to rebuild a class and test candidates against it.
+CATEGORY_SOURCES = {
+    sre.CATEGORY_DIGIT: r"\d", sre.CATEGORY_NOT_DIGIT: r"\D",
+    sre.CATEGORY_SPACE: r"\s", sre.CATEGORY_NOT_SPACE: r"\S",
+    sre.CATEGORY_WORD: r"\w", sre.CATEGORY_NOT_WORD: r"\W",
+}
 # Tried in turn for a negated class such as [^abc].
 FALLBACK_CHARACTERS = "ax0_- Z.9"
 REPEATS = (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT)
@@ -103,7 +109,5 @@ def _class_source(members: list[tuple[Any, Any]]) -> str:
         elif op is sre.RANGE:
             parts.append(f"{re.escape(chr(value[0]))}-{re.escape(chr(value[1]))}")
         elif op is sre.CATEGORY:
-            parts.append({sre.CATEGORY_DIGIT: r"\d", sre.CATEGORY_NOT_DIGIT: r"\D",
-                          sre.CATEGORY_SPACE: r"\s", sre.CATEGORY_NOT_SPACE: r"\S",
-                          sre.CATEGORY_WORD: r"\w", sre.CATEGORY_NOT_WORD: r"\W"}.get(value, ""))
+            parts.append(CATEGORY_SOURCES.get(value, ""))
     return f"[{''.join(parts)}]" if parts else "[^\\s\\S]"

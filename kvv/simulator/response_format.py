@@ -6,7 +6,7 @@ import json
 import re
 from typing import Any
 
-from .instances import minimal_instance
+from .instances import minimal_or_empty
 from .rejection import Rejected
 
 TYPES = ("text", "json_object", "json_schema")
@@ -20,8 +20,10 @@ def response_format(body: dict[str, Any]) -> dict[str, Any] | None:
         return None
     if not isinstance(value, dict) or value.get("type") not in TYPES:
         raise Rejected("response_format", f"response_format.type must be one of {', '.join(TYPES)}")
-    if value["type"] != "json_schema":
-        return None if value["type"] == "text" else value
+    if value["type"] == "text":
+        return None
+    if value["type"] == "json_object":
+        return value
     spec = value.get("json_schema")
     if not isinstance(spec, dict):
         raise Rejected("response_format", "response_format.json_schema must be an object")
@@ -41,14 +43,10 @@ def json_content(form: dict[str, Any], question: str, words: list[str]) -> str:
     {"answer": <all the words>} when it quotes none. json_schema: the schema's minimal instance.
     """
     if form["type"] == "json_schema":
-        try:
-            value = minimal_instance(form["json_schema"]["schema"])
-        except ValueError:
-            value = {}          # a real model cannot meet an unsatisfiable schema either
-    else:
-        keys = list(dict.fromkeys(QUOTED.findall(question)))
-        value = {key: words[i % len(words)] for i, key in enumerate(keys)} if keys else {"answer": " ".join(words)}
-    return compact_json(value)
+        return compact_json(minimal_or_empty(form["json_schema"]["schema"]))
+    keys = list(dict.fromkeys(QUOTED.findall(question)))
+    return compact_json({key: words[i % len(words)] for i, key in enumerate(keys)} if keys
+                        else {"answer": " ".join(words)})
 
 
 def compact_json(value: Any) -> str:

@@ -259,9 +259,9 @@ class Simulator:
             self._injected(fault)
 
     def _tools(self, body: dict[str, Any]) -> list[Tool]:
-        if "dynamic-tools-ignored" in self.faults and any("tools" in m for m in body["messages"]):
+        if "dynamic-tools-ignored" in self.faults and any(m.get("tools") is not None for m in body["messages"]):
             self._injected("dynamic-tools-ignored")
-            body = {**body, "messages": [{k: v for k, v in m.items() if k != "tools"} for m in body["messages"]]}
+            body = _without(body, "tools")
         return declared_tools(body, dynamic=bool(self.profile.feature("dynamic-tools")))
 
     def _tool_choice(self, body: dict[str, Any], tools: list[Tool]) -> ToolChoice:
@@ -280,12 +280,10 @@ class Simulator:
 
     def _rendered(self, body: dict[str, Any]) -> dict[str, Any]:
         """The body as the chat template sees it: without history reasoning if that is dropped."""
-        dropped = "drop-reasoning-history" in self.faults
-        if not dropped or not any("reasoning_content" in m for m in body["messages"]):
+        if "drop-reasoning-history" not in self.faults or not any("reasoning_content" in m for m in body["messages"]):
             return body
         self._injected("drop-reasoning-history")
-        return {**body, "messages": [{k: v for k, v in m.items() if k != "reasoning_content"}
-                                     for m in body["messages"]]}
+        return _without(body, "reasoning_content")
 
     # -- stage: generation -------------------------------------------------------------------
 
@@ -300,13 +298,12 @@ class Simulator:
         for index in range(body.get("n") or 1):
             full = answer(self.seed, body["messages"], index, thinking=request.mode == "thinking",
                           reasoning_scale=scale, content=turn.content, calls=turn.calls)
-            if limit is None or len(full) <= limit:
-                choices.append((full, self._finish_reason(full)))
-            elif "max-tokens-ignored" in self.faults:
+            if limit is not None and len(full) > limit:
+                if "max-tokens-ignored" not in self.faults:
+                    choices.append((full.truncated(limit), "length"))
+                    continue
                 self._injected("max-tokens-ignored")
-                choices.append((full, self._finish_reason(full)))
-            else:
-                choices.append((full.truncated(limit), "length"))
+            choices.append((full, self._finish_reason(full)))
         return choices
 
     def _turn(self, request: _Request, key: _DrawKey) -> _Turn:
@@ -413,8 +410,8 @@ class Simulator:
         head = self._head(request.body, "chat.completion.chunk")
         payloads: list[dict[str, Any]] = []
 
-        def delta(index: int, fields: dict[str, Any]) -> None:
-            payloads.append({**head, "choices": [{"index": index, "delta": fields, "finish_reason": None}]})
+        def delta(index: int, fields: dict[str, Any], finish: str | None = None) -> None:
+            payloads.append({**head, "choices": [{"index": index, "delta": fields, "finish_reason": finish}]})
 
         index_bug = "stream-tool-index-bug" in self.faults and any(len(c.calls) > 1 for c, _ in choices)
         if index_bug:
@@ -422,16 +419,15 @@ class Simulator:
         for index, (choice, finish) in enumerate(choices):
             delta(index, {"role": "assistant", "content": ""})
             for name, parts in (("reasoning_content", choice.reasoning), ("content", choice.content)):
-                for start in range(0, len(parts), PIECES_PER_DELTA):
-                    delta(index, {name: "".join(parts[start:start + PIECES_PER_DELTA])})
+                for text in _batches(parts):
+                    delta(index, {name: text})
             for position, call in enumerate(choice.calls):
                 slot = 0 if index_bug else position      # the bug: every call claims slot 0
                 delta(index, {"tool_calls": [{"index": slot, "id": call.id, "type": "function",
                                               "function": {"name": call.name, "arguments": ""}}]})
-                for start in range(0, len(call.arguments), PIECES_PER_DELTA):
-                    delta(index, {"tool_calls": [{"index": slot, "function": {
-                        "arguments": "".join(call.arguments[start:start + PIECES_PER_DELTA])}}]})
-            payloads.append({**head, "choices": [{"index": index, "delta": {}, "finish_reason": finish}]})
+                for text in _batches(call.arguments):
+                    delta(index, {"tool_calls": [{"index": slot, "function": {"arguments": text}}]})
+            delta(index, {}, finish)
         if self._stream_usage_wanted(request.body):
             usage = self._usage(request, choices)
             if self.profile.stream_usage == "choice":     # Moonshot: inside the finishing chunk
@@ -517,6 +513,11 @@ def _requested_mode(body: dict[str, Any]) -> str | None:
     return None
 
 
+def _without(body: dict[str, Any], key: str) -> dict[str, Any]:
+    """`body` with `key` taken out of every message (what a template that drops it renders)."""
+    return {**body, "messages": [{k: v for k, v in m.items() if k != key} for m in body["messages"]]}
+
+
 # -- response building -----------------------------------------------------------------------
 
 def _message(choice: Answer) -> dict[str, Any]:
@@ -528,6 +529,11 @@ def _message(choice: Answer) -> dict[str, Any]:
                                   "function": {"name": call.name, "arguments": "".join(call.arguments)}}
                                  for call in choice.calls]
     return message
+
+
+def _batches(parts: tuple[str, ...]) -> list[str]:
+    """Token pieces joined PIECES_PER_DELTA at a time: the text of each streamed delta."""
+    return ["".join(parts[start:start + PIECES_PER_DELTA]) for start in range(0, len(parts), PIECES_PER_DELTA)]
 
 
 def _broken(arguments: tuple[str, ...]) -> tuple[str, ...]:

@@ -51,7 +51,7 @@ class Answer:
         """The first `limit` tokens: reasoning first, then content, then the calls' arguments."""
         reasoning = self.reasoning[:limit]
         left = limit - len(reasoning)
-        content = self.content[:max(0, left)]
+        content = self.content[:left]
         left -= len(content)
         calls = []
         for call in self.calls:

@@ -33,7 +33,7 @@ def declared_tools(body: dict[str, Any], *, dynamic: bool) -> list[Tool]:
 
     `dynamic` says whether `messages[].tools` is honoured; without it any is rejected.
     """
-    tools = _tool_list(body.get("tools"), "tools")
+    tools = _tool_list(body.get("tools"), "tools", "tools")
     for index, message in enumerate(body["messages"]):
         if message.get("tools") is None:
             continue
@@ -44,7 +44,7 @@ def declared_tools(body: dict[str, Any], *, dynamic: bool) -> list[Tool]:
             raise Rejected("messages", f"{where}: tools may only be declared in a system message")
         if message.get("content") not in (None, "", []):
             raise Rejected("messages", f"{where}: a system message that declares tools must have empty content")
-        tools += _tool_list(message["tools"], where)
+        tools += _tool_list(message["tools"], where, "messages")
     seen: set[str] = set()
     for tool in tools:
         if tool.name in seen:
@@ -71,10 +71,10 @@ def tool_choice(body: dict[str, Any], tools: list[Tool]) -> ToolChoice:
                                   '{"type": "function", "function": {"name": ...}}')
 
 
-def _tool_list(value: Any, where: str) -> list[Tool]:
+def _tool_list(value: Any, where: str, param: str) -> list[Tool]:
+    """The tools of one `tools` array; `where` locates it in messages, `param` is the field to blame."""
     if value is None:
         return []
-    param = "tools" if where == "tools" else "messages"
     if not isinstance(value, list):
         raise Rejected(param, f"{where} must be an array")
     return [_tool(item, f"{where}[{index}]", param) for index, item in enumerate(value)]

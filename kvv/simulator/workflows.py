@@ -82,7 +82,7 @@ def next_step(task: Task, messages: list[dict[str, Any]], id_format: str) -> Ste
     try:
         if len(turns) < len(task.script):
             return Step(calls=[(name, _filled(arguments, result)) for name, arguments in task.script[len(turns)]])
-        return Step(text=PLACEHOLDER.sub(lambda m: result(int(m[1]), int(m[2])), task.final))
+        return Step(text=_substituted(task.final, result))
     except _Missing as missing:
         return Step(text=f"missing tool result for {missing.call}")
 
@@ -95,14 +95,18 @@ def _filled(value: Any, result: Callable[[int, int], str]) -> Any:
         return [_filled(item, result) for item in value]
     if not isinstance(value, str):
         return value
-    whole = PLACEHOLDER.fullmatch(value)
-    if whole:
-        text = result(int(whole[1]), int(whole[2]))
-        try:
-            return json.loads(text)
-        except ValueError:
-            return text
-    return PLACEHOLDER.sub(lambda m: result(int(m[1]), int(m[2])), value)
+    text = _substituted(value, result)
+    if not PLACEHOLDER.fullmatch(value):
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _substituted(text: str, result: Callable[[int, int], str]) -> str:
+    """`text` with each "{rK.J}" replaced by the result of call J of round K."""
+    return PLACEHOLDER.sub(lambda found: result(int(found[1]), int(found[2])), text)
 
 
 def _task(entry: dict[str, Any]) -> Task:
