@@ -26,7 +26,8 @@ OPTIONS = {
     "base-url": "--base-url", "model": "--model", "profile": "--profile",
     "think-mode": "--think-mode", "suite": "--suite", "config": "--config", "fail-on": "--fail-on",
     "only": "--only", "skip": "--skip", "concurrency": "--concurrency", "timeout": "--timeout",
-    "max-retries": "--max-retries",
+    "max-retries": "--max-retries", "cases": "--cases",
+    "reference-base-url": "--reference-base-url", "reference-model": "--reference-model",
 }
 FLAGS = {"resume": "--resume", "allow-insecure-http": "--allow-insecure-http", "simulate": "--simulate"}
 # action.yml's defaults, which are also the CLI's (a test keeps the three in step). An input
@@ -36,6 +37,7 @@ DEFAULTS = {
     "concurrency": "4", "timeout": "120", "max-retries": "4",
 }
 KEY_ENVS = ("KVV_API_KEY", "KIMI_API_KEY")              # what the CLI reads the key from
+REFERENCE_KEY_ENV = "KVV_REFERENCE_API_KEY"             # and the reference endpoint's key
 BASE_URL_ENVS = ("KVV_BASE_URL", "KIMI_BASE_URL")
 TRUE, FALSE = ("true", "True", "TRUE"), ("false", "False", "FALSE")   # toolkit getBooleanInput
 SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -60,9 +62,10 @@ def main(argv: list[str]) -> int:
 def action() -> int:
     # The step's env may set any locale; the log is UTF-8 whatever it says.
     sys.stdout.reconfigure(encoding="utf-8", errors="replace")
-    key = read_input("api-key")
+    key, reference_key = read_input("api-key"), read_input("reference-api-key")
     # Masks first: nothing may print a secret before the runner knows to hide it.
-    secrets = list(dict.fromkeys(s for s in (key, *map(os.environ.get, KEY_ENVS)) if s))
+    secrets = list(dict.fromkeys(s for s in (key, reference_key, os.environ.get(REFERENCE_KEY_ENV),
+                                             *map(os.environ.get, KEY_ENVS)) if s))
     for secret in secrets:
         print(github.add_mask(secret), flush=True)
     output_dir = Path(read_input("output-dir") or DEFAULTS["output-dir"])
@@ -73,7 +76,7 @@ def action() -> int:
 
     results_file = output_dir / "results.json"
     results_file.unlink(missing_ok=True)       # never report a previous run's results
-    rc, tail = run_kvv(args, key, Redactor(*secrets))
+    rc, tail = run_kvv(args, child_env(key, reference_key), Redactor(*secrets))
     try:
         results = json.loads(results_file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -136,7 +139,7 @@ def kvv_args(output_dir: Path, key: str | None) -> list[str]:
 
 # --- the run -------------------------------------------------------------------------------
 
-def child_env(key: str | None) -> dict[str, str]:
+def child_env(key: str | None, reference_key: str | None = None) -> dict[str, str]:
     """The environment for `kvv run`: the step's, minus what a workflow could have poisoned."""
     env = {name: value for name, value in os.environ.items()
            if not name.startswith(("INPUT_", "PYTHON"))}
@@ -145,17 +148,19 @@ def child_env(key: str | None) -> dict[str, str]:
                PYTHONPATH=PACKAGE_ROOT, PYTHONUNBUFFERED="1", PYTHONIOENCODING="utf-8")
     if key:
         env["KVV_API_KEY"] = key
+    if reference_key:
+        env[REFERENCE_KEY_ENV] = reference_key
     return env
 
 
-def run_kvv(args: list[str], key: str | None, redact: Redactor) -> tuple[int, list[str]]:
+def run_kvv(args: list[str], env: dict[str, str], redact: Redactor) -> tuple[int, list[str]]:
     """Run `kvv run`, echoing its output where it cannot issue workflow commands.
 
     Returns the exit code and the last lines of output.
     """
     # -P: the workspace (cwd) must not shadow the kvv package.
     command = [sys.executable, "-P", "-m", "kvv", "run", *args]
-    child = subprocess.Popen(command, env=child_env(key), stdout=subprocess.PIPE,
+    child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True, encoding="utf-8", errors="replace")
     # A cancelled job stops this process; pass it on so kvv closes its journal.
     for signum in (signal.SIGTERM, signal.SIGINT):

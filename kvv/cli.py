@@ -61,7 +61,7 @@ def _suite_options(command):
         click.option("--reference-base-url",
                      help="Official endpoint for paired checks (toolcall-replay collects its reference live); "
                           "key in KVV_REFERENCE_API_KEY."),
-        click.option("--reference-model", help="Model name at the reference endpoint. [default: --model]"),
+        click.option("--reference-model", help="Model name at the reference endpoint. [default: the --model value]"),
         click.option("--concurrency", type=click.IntRange(1, 256), help="Requests in flight. [default: 4]"),
         click.option("--timeout", type=click.FloatRange(min=0, min_open=True),
                      help="Seconds per request. [default: 120]"),

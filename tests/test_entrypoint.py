@@ -152,6 +152,23 @@ def test_the_key_reaches_the_vendor_and_nothing_else(tmp_path, key_input):
     assert run.rc == 0
 
 
+def test_the_reference_key_reaches_the_reference_and_nothing_else(tmp_path):
+    reference_key = CANARY + "-reference"
+    with Simulator(load_profile("kimi-k3")) as vendor, \
+            Simulator(load_profile("kimi-k3"), api_key=reference_key) as reference:
+        run = run_action(tmp_path, {"base-url": vendor.url, "model": "kimi-k3", "only": "toolcall-replay",
+                                    "reference-base-url": reference.url, "reference-api-key": reference_key})
+        assert reference.stats["statuses"].get(200, 0) > 0          # answered: the key arrived
+    assert run.stdout.splitlines()[0] == f"::add-mask::{reference_key}"
+    assert run.stdout.count(reference_key) == 1 and reference_key not in run.stderr
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert reference_key not in path.read_text(encoding="utf-8", errors="replace"), path
+    assert run.outputs["verdict"] == "pass", run.stdout
+    results = json.loads((run.workspace / "kvv-out" / "results.json").read_text())
+    assert "live" in results["checks"][0]["details"]["reference"]
+
+
 def test_missing_endpoint_is_a_usage_error(tmp_path):
     run = run_action(tmp_path, {"api-key": CANARY, "profile": "kimi-k3"})
     assert run.rc == 2
@@ -288,7 +305,9 @@ def test_every_input_maps_to_a_kvv_run_option_with_the_same_default():
     help_text = subprocess.run([sys.executable, "-m", "kvv", "run", "--help"], capture_output=True,
                                text=True, timeout=TIMEOUT, check=True).stdout
     run_params = {p.opts[0]: p for p in cli.commands["run"].params}
-    special = {"api-key": "--api-key-env", "output-dir": "--output-dir", "simulate-faults": "--sim-fault"}
+    # Keys reach kvv through its environment (KVV_API_KEY, KVV_REFERENCE_API_KEY), never argv.
+    special = {"api-key": "--api-key-env", "reference-api-key": "--reference-base-url",
+               "output-dir": "--output-dir", "simulate-faults": "--sim-fault"}
     mapped = {**entrypoint.OPTIONS, **entrypoint.FLAGS, **special}
     assert set(action_inputs()) == set(mapped)
     for name, spec in action_inputs().items():
