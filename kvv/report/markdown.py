@@ -156,8 +156,23 @@ def _table(results: dict) -> str:
 
 def _failing(results: dict) -> list[dict]:
     """Checks that failed or could not run, most severe first (so a cut drops the mildest)."""
-    bad = [c for c in results.get("checks", []) if c.get("verdict") in (FAIL, ERROR)]
+    bad = [c for c in results.get("checks", []) if c.get("verdict") in (FAIL, ERROR, INCONCLUSIVE)]
     return sorted(bad, key=lambda c: -SEVERITY.index(c["verdict"]))
+
+
+def _measurements(details: dict) -> str:
+    """A statistical check's further measurements (per mode, counts, other metrics), one line each."""
+    def value(v) -> str:
+        if isinstance(v, dict) and "value" in v:
+            bounds = f" [{v['lower']}, {v['upper']}]" if v.get("lower") is not None else ""
+            extra = "".join(f", {k} {v[k]}" for k in ("minimum", "verdict") if k in v)
+            return f"{v['value']}{bounds}{extra}"
+        if isinstance(v, dict):
+            return ", ".join(f"{k} {value(x)}" for k, x in v.items() if not isinstance(x, (dict, list)))
+        return str(v)
+    lines = [f"- {inline(str(k))}: {inline(value(v))}" for k, v in details.items()
+             if not isinstance(v, list) and value(v)]
+    return "<details><summary>measurements</summary>\n\n" + "\n".join(lines) + "\n\n</details>"
 
 
 def _findings_title(findings: list) -> str:
@@ -172,6 +187,8 @@ def _finding(check: dict) -> str:
         f"{check.get('failed', 0)} failed, {check.get('errored', 0)} could not run, "
         f"{check.get('passed', 0)} passed of {check.get('n', 0)} · {inline(metric_text(check.get('metric')))}",
     ]
+    if check.get("details"):
+        parts.append(_measurements(check["details"]))
     bad = bad_items(check)
     if bad:
         lines = [f"- **{i.get('verdict', '?')}** {inline(i['id'])}: {inline(i.get('message', ''))}"
