@@ -109,3 +109,15 @@ def test_done_when_healthy_then_ignore_temperature(served, tmp_path):
     failing = [c["id"] for c in results["checks"] if c["verdict"] == "fail"]
     assert failing == ["param-temperature"]
     assert "param-temperature" in (tmp_path / "bad" / "summary.md").read_text()
+
+
+def test_library_surface(simulator, tmp_path):
+    import kvv
+
+    for name in kvv.__all__:
+        assert getattr(kvv, name) is not None
+    sim = simulator("generic")
+    settings = kvv.Settings(base_url=sim.url, model="m", profile="generic", output_dir=str(tmp_path))
+    target = kvv.resolve_target(settings)
+    results = kvv.run(settings, target, kvv.plan_for(settings, target), None)
+    assert results["verdict"] == "pass"
