@@ -62,6 +62,14 @@ class Run:
     def verdicts(self) -> dict[str, str]:
         return {c["id"]: c["verdict"] for c in self.results["checks"]}
 
+    def assert_fails_exactly(self, failing: set[str]) -> None:
+        """Exit 1, the `failing` checks fail with evidence, and every other check passes."""
+        assert self.exit_code == 1, self.output
+        verdicts = self.verdicts()
+        assert {c for c, v in verdicts.items() if v == "fail"} == set(failing), verdicts
+        assert all(v == "pass" for c, v in verdicts.items() if c not in failing), verdicts
+        assert all(self.check(c)["evidence"] for c in failing)
+
 
 @pytest.fixture
 def kvv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Run]:
