@@ -145,6 +145,18 @@ def error_message(ex: Exchange) -> str:
     return ex.body_excerpt[:200]
 
 
+def rejection(ex: Exchange) -> str | None:
+    """`HTTP <status>: <error message>` when the request was not answered with success, else None."""
+    return None if ex.ok else f"HTTP {ex.status}: {error_message(ex)}"
+
+
+def answer_problem(ex: Exchange) -> str | None:
+    """Why the response holds no answer to judge (rejected, or no choices), or None."""
+    if problem := rejection(ex):
+        return problem
+    return f"HTTP {ex.status} with no choices" if ex.message is None else None
+
+
 def passed(message: str, ex: Exchange | None = None) -> Outcome:
     return Outcome(PASS, message, ex)
 

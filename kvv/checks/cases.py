@@ -1,5 +1,5 @@
-"""What the tool-calling checks share: reading their case files, the two stream modes of an
-item, and the HTTP-level reasons a response is no answer to judge.
+"""What the tool-calling checks share: reading their case files and the two stream modes of an
+item.
 
 A case file is kvv's built-in one (under kvv/data) or the user's (a check option); every
 problem with it is a ConfigError naming the file and, for JSONL, the line (kvv exits 2).
@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..exchange import Exchange
 from ..schema import load_yaml
-from .base import STREAM, error_message
+from .base import STREAM
 
 # Every item of these checks runs once per entry: vendors often validate or render the two paths
 # differently. Label -> the request fields that select the mode.
@@ -67,18 +66,3 @@ def load_yaml_file(path: str | None, builtin: str) -> tuple[str, Any]:
     """(source name, parsed YAML) of the user's file `path`, or of kvv/data/`builtin` when None."""
     source, text = read_text(path, builtin)
     return source, load_yaml(text, source)
-
-
-# -- responses ------------------------------------------------------------------------------------
-# For exchanges that passed base.transport_problem and base.access_problem.
-
-def rejection(ex: Exchange) -> str | None:
-    """`HTTP <status>: <error message>` when the request was not answered with success, else None."""
-    return None if ex.ok else f"HTTP {ex.status}: {error_message(ex)}"
-
-
-def answer_problem(ex: Exchange) -> str | None:
-    """Why the response holds no answer (rejected, or no choices), or None."""
-    if problem := rejection(ex):
-        return problem
-    return f"HTTP {ex.status} with no choices" if ex.message is None else None

@@ -16,8 +16,8 @@ from typing import Any, Callable
 from ..errors import ConfigError
 from ..exchange import Exchange
 from ..thinking import thinking_fields
-from .base import Check, Context, Item, Outcome, error_message, failed, passed
-from .cases import STREAM_MODES, answer_problem, load_yaml_file
+from .base import Check, Context, Item, Outcome, error_message, failed, passed, answer_problem
+from .cases import STREAM_MODES, load_yaml_file
 
 # A case that names any of these chooses its thinking itself; kvv adds nothing.
 THINKING_FIELDS = ("thinking", "reasoning_effort", "chat_template_kwargs")

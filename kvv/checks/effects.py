@@ -7,7 +7,7 @@ the answer at exactly that many tokens; usage adds up.
 from __future__ import annotations
 
 from ..exchange import Exchange
-from .base import LONG_PROMPT, Check, Context, Item, Outcome, failed, passed
+from .base import LONG_PROMPT, Check, Context, Item, Outcome, answer_problem, failed, passed, rejection
 from .usage import judge_usage, tokens
 
 FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter")
@@ -21,10 +21,10 @@ def _baseline(ctx: Context) -> list[Item]:
 
 def _answers(exchanges: list[Exchange]) -> Outcome:
     ex = exchanges[0]
-    if not ex.ok:
-        return failed(f"HTTP {ex.status}: a request with no optional parameters must succeed", ex)
+    if problem := answer_problem(ex):
+        return failed(f"{problem}; a request with no optional parameters must succeed", ex)
     message = ex.message
-    if message is None or not (message.content or message.reasoning_content or message.tool_calls):
+    if not (message.content or message.reasoning_content or message.tool_calls):
         return failed("the response has no content, reasoning or tool call", ex)
     if ex.finish_reason not in FINISH_REASONS:
         return failed(f"finish_reason {ex.finish_reason!r}; expected one of {', '.join(FINISH_REASONS)}", ex)
@@ -39,8 +39,8 @@ def _n_applied(ctx: Context) -> list[Item]:
 
 def _one_choice(exchanges: list[Exchange]) -> Outcome:
     ex = exchanges[0]
-    if not ex.ok:
-        return failed(f"n=1 answered HTTP {ex.status}", ex)
+    if problem := rejection(ex):
+        return failed(f"n=1: {problem}", ex)
     if len(ex.choices) != 1:
         return failed(f"n=1 returned {len(ex.choices)} choices", ex)
     return passed("one choice", ex)
@@ -56,8 +56,8 @@ def _max_tokens(ctx: Context) -> list[Item]:
 def _stops_at(limit: int):
     def judge(exchanges: list[Exchange]) -> Outcome:
         ex = exchanges[0]
-        if not ex.ok:
-            return failed(f"max_tokens={limit} answered HTTP {ex.status}", ex)
+        if problem := answer_problem(ex):
+            return failed(f"max_tokens={limit}: {problem}", ex)
         used = tokens(ex, "completion_tokens")
         if ex.finish_reason != "length":
             return failed(f"finish_reason {ex.finish_reason!r} with max_tokens={limit} "

@@ -14,8 +14,8 @@ from typing import Any
 from ..errors import ConfigError
 from ..exchange import Exchange
 from ..verdict import FAIL, PASS
-from .base import STREAM, Check, Context, Item, Outcome
-from .cases import load_jsonl, rejection
+from .base import STREAM, Check, Context, Item, Outcome, rejection
+from .cases import load_jsonl
 from .usage import tokens
 
 BUILTIN = "prompt-token-cases.jsonl"

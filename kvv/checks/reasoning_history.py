@@ -17,8 +17,8 @@ from typing import Any
 
 from ..exchange import Exchange
 from ..verdict import FAIL, PASS
-from .base import Check, Context, Item, Outcome, failed, passed
-from .cases import STREAM_MODES, answer_problem, load_yaml_file, rejection
+from .base import Check, Context, Item, Outcome, answer_problem, failed, passed, rejection
+from .cases import STREAM_MODES, load_yaml_file
 from .usage import tokens
 
 # Ids for a profile that pins no format: any id the client makes up must be accepted back.

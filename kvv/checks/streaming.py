@@ -4,7 +4,7 @@ the same shape as the non-streamed one (same finish_reason, usage, prompt count,
 from __future__ import annotations
 
 from ..exchange import Exchange
-from .base import STREAM, Check, Context, Item, Outcome, failed, passed
+from .base import STREAM, Check, Context, Item, Outcome, answer_problem, failed, passed
 from .usage import judge_usage, tokens
 
 
@@ -29,8 +29,8 @@ def _parity(ctx: Context) -> list[Item]:
 def _same_shape(exchanges: list[Exchange]) -> Outcome:
     plain, streamed = exchanges
     for ex, name in ((plain, "non-streamed"), (streamed, "streamed")):
-        if not ex.ok or ex.message is None:
-            return failed(f"{name} request answered HTTP {ex.status} with no message", ex)
+        if problem := answer_problem(ex):
+            return failed(f"{name} request: {problem}", ex)
     differences = []
     if plain.finish_reason != streamed.finish_reason:
         differences.append(f"finish_reason {plain.finish_reason!r} vs {streamed.finish_reason!r}")

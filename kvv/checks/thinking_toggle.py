@@ -7,7 +7,7 @@ or silently serves a thinking model without its reasoning.
 from __future__ import annotations
 
 from ..exchange import Exchange
-from .base import Check, Context, Item, Outcome, failed, passed
+from .base import Check, Context, Item, Outcome, answer_problem, failed, passed
 
 
 def _items(ctx: Context) -> list[Item]:
@@ -26,8 +26,8 @@ def _items(ctx: Context) -> list[Item]:
 def _expects(thinking: bool):
     def judge(exchanges: list[Exchange]) -> Outcome:
         ex = exchanges[0]
-        if not ex.ok or ex.message is None:
-            return failed(f"HTTP {ex.status} with no message", ex)
+        if problem := answer_problem(ex):
+            return failed(problem, ex)
         reasoning = ex.message.reasoning_content
         if thinking and not reasoning:
             return failed("thinking was on but the response has no reasoning_content", ex)

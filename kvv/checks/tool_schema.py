@@ -18,8 +18,8 @@ from ..errors import ConfigError
 from ..exchange import Exchange
 from ..stats import threshold_verdict
 from ..verdict import ERROR, FAIL, INCONCLUSIVE, PASS, SEVERITY
-from .base import Check, Context, Item, Outcome, Send, Summary, unusable
-from .cases import STREAM_MODES, load_jsonl, rejection
+from .base import Check, Context, Item, Outcome, Send, Summary, rejection, unusable
+from .cases import STREAM_MODES, load_jsonl
 from .toolcalls import arguments_problem, function_of
 
 TOOL = "kvv_schema_case"

@@ -19,8 +19,8 @@ from typing import Any
 
 from ..exchange import Exchange, Message
 from ..verdict import FAIL, PASS
-from .base import Check, Context, Item, Outcome, Send, failed, unusable
-from .cases import STREAM_MODES, answer_problem, load_yaml_file
+from .base import Check, Context, Item, Outcome, Send, answer_problem, failed, unusable
+from .cases import STREAM_MODES, load_yaml_file
 from .toolcalls import call_problem
 
 # A correct model needs len(script) tool turns and one answer; one spare turn forgives a model

@@ -33,8 +33,8 @@ from ..errors import ConfigError
 from ..exchange import Exchange
 from ..stats import bootstrap, threshold_verdict
 from ..verdict import ERROR, FAIL, INCONCLUSIVE, PASS, worst
-from .base import Check, Context, Item, Outcome, Send, Summary, unusable
-from .cases import answer_problem, load_jsonl
+from .base import Check, Context, Item, Outcome, Send, Summary, answer_problem, unusable
+from .cases import load_jsonl
 from .toolcalls import call_problem
 
 BUILTIN = "toolcall-replay"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..exchange import Exchange
-from .base import Outcome, failed, passed
+from .base import Outcome, failed, passed, rejection
 
 FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens")
 
@@ -36,8 +36,8 @@ def judge_usage(what: str):
     """A judge for one request whose usage must be present and add up; `what` names the request."""
     def judge(exchanges: list[Exchange]) -> Outcome:
         ex = exchanges[0]
-        if not ex.ok:
-            return failed(f"{what} answered HTTP {ex.status}", ex)
+        if problem := rejection(ex):
+            return failed(f"{what}: {problem}", ex)
         problem = usage_problem(ex)
         if problem:
             return failed(f"{what}: {problem}", ex)
