@@ -158,6 +158,7 @@ class _CheckRun:
                     "id": item.id, "mode": item.mode, "digest": item.digest, "resumed": True,
                     "data": done.get("data"), "evidence": done.get("evidence")}
         sent = {"requests": 0, "attempts": 0}
+        from_reference: list[Exchange] = []      # so evidence reproduces the right endpoint
 
         def on_attempt(info: dict[str, Any]) -> None:
             sent["attempts"] += 1
@@ -175,8 +176,10 @@ class _CheckRun:
                 return await self.client.chat(body, on_attempt=on_attempt)
             if self.reference is None:
                 raise RuntimeError("this item needs a reference endpoint (--reference-base-url)")
-            return await self.reference.chat({**body, "model": self.reference_model},
-                                             on_attempt=lambda info: on_attempt({**info, "reference": True}))
+            ex = await self.reference.chat({**body, "model": self.reference_model},
+                                           on_attempt=lambda info: on_attempt({**info, "reference": True}))
+            from_reference.append(ex)
+            return ex
 
         async with self.semaphore:
             try:
@@ -185,11 +188,12 @@ class _CheckRun:
                 outcome = Outcome(ERROR, f"kvv internal error: {type(exc).__name__}: {exc}")
         result = {"id": item.id, "mode": item.mode, "verdict": outcome.verdict, "message": outcome.message,
                   "digest": item.digest, "requests": sent["requests"], "attempts": sent["attempts"],
-                  "resumed": False, "data": outcome.data, "evidence": self._evidence(item, outcome)}
+                  "resumed": False, "data": outcome.data,
+                  "evidence": self._evidence(item, outcome, from_reference)}
         self.journal.write("item", check=check_id, item=item.id, **{k: v for k, v in result.items() if k != "id"})
         return result
 
-    def _evidence(self, item: Item, outcome: Outcome) -> dict[str, Any] | None:
+    def _evidence(self, item: Item, outcome: Outcome, from_reference: list[Exchange]) -> dict[str, Any] | None:
         if outcome.verdict == PASS:
             return None
         ex = outcome.exchange
@@ -200,7 +204,7 @@ class _CheckRun:
             "status": ex.status if ex else None,
             "request": _shorten(request),
             "response": (ex.body_excerpt if ex else "")[:EXCERPT_CHARS],
-            "curl": self.client.curl(request),
+            "curl": (self.reference if any(ex is r for r in from_reference) else self.client).curl(request),
         }
 
 

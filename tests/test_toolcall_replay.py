@@ -159,6 +159,7 @@ def test_live_reference_down_is_an_error_not_a_verdict(kvv, simulator):
     check = run.check("toolcall-replay")
     assert check["verdict"] == "error" and check["errored"] == check["n"]
     assert "reference endpoint" in check["items"][0]["message"]
+    assert all(reference.url in e["curl"] for e in check["evidence"])     # reproduces the reference call
 
 
 def test_partly_unreachable_vendor_blurs_the_verdict(kvv, simulator):
