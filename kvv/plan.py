@@ -47,7 +47,8 @@ class Plan:
                 sum(1 for i in items if i.token_ceiling is None))
 
 
-def make_plan(settings: Settings, profile: Profile, model: str, think_mode: str) -> Plan:
+def make_plan(settings: Settings, profile: Profile, model: str, think_mode: str,
+              simulator: dict[str, str] | None = None) -> Plan:
     every = registry(profile)
     _validate_ids(settings, {c.id: c for c in every})
     # Every check's settings are validated, also those of checks this run leaves out.
@@ -69,7 +70,7 @@ def make_plan(settings: Settings, profile: Profile, model: str, think_mode: str)
             skipped[check.id] = "skipped by configuration"
             continue
         context = Context(model=model, profile=profile, think_mode=think_mode, options=options,
-                          reference=bool(settings.reference_base_url))
+                          reference=bool(settings.reference_base_url), simulator=simulator)
         items = check.build(context)
         if not items:
             skipped[check.id] = f"not applicable to profile {profile.id} with think mode {think_mode}"

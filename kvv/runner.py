@@ -34,6 +34,8 @@ class Target:
     model: str
     profile: Profile
     think_mode: str
+    simulated: bool = False                  # kvv's own simulated vendor, not a real deployment
+    simulator: dict[str, str] | None = None  # its identity (Simulator.identity), once known
 
 
 def resolve_target(settings: Settings) -> Target:
@@ -48,7 +50,7 @@ def resolve_target(settings: Settings) -> Target:
 
 
 def plan_for(settings: Settings, target: Target) -> Plan:
-    return make_plan(settings, target.profile, target.model, target.think_mode)
+    return make_plan(settings, target.profile, target.model, target.think_mode, target.simulator)
 
 
 def run(settings: Settings, target: Target, plan: Plan, api_key: str | None) -> dict[str, Any]:

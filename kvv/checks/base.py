@@ -49,11 +49,15 @@ class Item:
     # the most requests they may send, for the plan); `requests` then holds the first one(s).
     run: Callable[[Send], Awaitable[Outcome]] | None = None
     request_count: int | None = None
+    # What the judge compares the answers against (expected values, reference answers), as
+    # JSON-able data: part of the digest, so --resume never reuses a verdict whose yardstick changed.
+    expects: Any = None
 
     @property
     def digest(self) -> str:
-        """Stable hash of everything sent: resume reuses an item only if this matches."""
-        blob = json.dumps(self.requests, sort_keys=True, separators=(",", ":"))
+        """Stable hash of everything sent and everything judged against: resume reuses an item
+        only if this matches."""
+        blob = json.dumps([self.requests, self.expects], sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     async def execute(self, send: Send) -> Outcome:
@@ -79,6 +83,10 @@ class Context:
     think_mode: str              # kimi | opensource | none
     options: dict[str, Any] = field(default_factory=dict)   # checks.<id>.* from the config
     reference: bool = False      # a reference endpoint is configured (paired mode)
+    # When the endpoint is kvv's own simulator, what it says it is ({"tokenizer", "template", …},
+    # from its X-KVV-Simulator header); None for any other endpoint. Decides which built-in
+    # references hold.
+    simulator: dict[str, str] | None = None
 
     def modes(self) -> tuple[str, ...]:
         """Thinking modes kvv can test: with no request format it only gets the server default."""

@@ -43,13 +43,15 @@ from .instances import invalid_instance
 from .rejection import Rejected
 from .response_format import compact_json, json_content, response_format
 from .text import Answer, ToolCall, answer, fixed_reply, words
-from .tokenizer import pieces, prompt_tokens
+from .tokenizer import TEMPLATE_ID, TOKENIZER_ID, pieces, prompt_tokens
 from .tools import Tool, ToolChoice, declared_tools, tool_choice
 from .workflows import Step, next_step, task_for
 
 ROLES = ("system", "user", "assistant", "tool")
 SERVER_ERROR_STATUSES = (500, 502, 503)
 PIECES_PER_DELTA = 3          # tokens per streamed reasoning/content delta
+# Every reply names the simulator's tokenizer and chat template: `tokenizer=ID; template=ID`.
+IDENTITY_HEADER = "X-KVV-Simulator"
 
 
 @dataclass
@@ -122,6 +124,15 @@ class Simulator:
         self._thread: threading.Thread | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def identity(self) -> dict[str, str]:
+        """What this simulator is, as far as references care: its tokenizer and chat template."""
+        return {"tokenizer": TOKENIZER_ID, "template": TEMPLATE_ID}
+
+    @property
+    def identity_header(self) -> str:
+        return "; ".join(f"{k}={v}" for k, v in self.identity.items())
 
     @property
     def url(self) -> str:
@@ -638,9 +649,14 @@ class _Handler(BaseHTTPRequestHandler):
             return b""
         return self.rfile.read(length)
 
+    def _identify(self) -> None:
+        # Says which simulator this is, so kvv picks the built-in references made for it.
+        self.send_header(IDENTITY_HEADER, self.server.simulator.identity_header)
+
     def _send_json(self, reply: JsonReply) -> None:
         data = json.dumps(reply.body).encode()
         self.send_response(reply.status)
+        self._identify()
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         for name, value in reply.headers.items():
@@ -650,6 +666,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_stream(self, reply: StreamReply) -> None:
         self.send_response(reply.status)
+        self._identify()
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Transfer-Encoding", "chunked")

@@ -13,6 +13,10 @@ from typing import Any
 TOKEN = re.compile(r"\w+|[^\w\s]")
 PIECE = re.compile(r"\s*(?:\w+|[^\w\s])")     # one token with the whitespace before it
 
+# Names for what counts prompt tokens; built-in references say which they were made with.
+TOKENIZER_ID = "kvv-words-1"
+TEMPLATE_ID = "kvv-chat-1"
+
 TEMPLATE_TOKENS = 3           # the generation prompt that opens the assistant's turn
 MESSAGE_TOKENS = 4            # per message: its start/end markers and separators
 
