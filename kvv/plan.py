@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .checks import Check, Context, Item, registry
+from .checks.base import NotApplicable
 from .config import Settings
 from .errors import ConfigError
 from .profile import Profile
@@ -71,7 +72,11 @@ def make_plan(settings: Settings, profile: Profile, model: str, think_mode: str,
             continue
         context = Context(model=model, profile=profile, think_mode=think_mode, options=options,
                           reference=bool(settings.reference_base_url), simulator=simulator)
-        items = check.build(context)
+        try:
+            items = check.build(context)
+        except NotApplicable as why:
+            skipped[check.id] = str(why)
+            continue
         if not items:
             skipped[check.id] = f"not applicable to profile {profile.id} with think mode {think_mode}"
             continue

@@ -21,6 +21,11 @@ STREAM = {"stream": True, "stream_options": {"include_usage": True}}
 # For checks that need an answer longer than a few tokens.
 LONG_PROMPT = "Write the numbers from 1 to 100 in words, separated by commas."
 
+class NotApplicable(Exception):
+    """Raised by a check's `build` when it cannot judge this target: the message says why and,
+    where it can, how to make it apply (e.g. which reference to supply). Never a failure."""
+
+
 class Send(Protocol):
     """The runner's way to send one chat request: to the vendor, or (reference=True) to the
     reference endpoint of a paired run (`--reference-base-url`)."""
