@@ -120,6 +120,30 @@ class Client:
                 return exchange
             await asyncio.sleep(retry_in)
 
+    async def get(self, path: str) -> Exchange:
+        """One GET of `{base_url}{path}` (e.g. "/models"), no retries: for the probe before a run.
+        Failures are classified like a chat attempt's; the parsed JSON body, if any, is `error_body`
+        for a non-2xx status and also for a 2xx one (there are no choices to parse)."""
+        exchange = Exchange(request={"method": "GET", "path": path})
+        started = time.monotonic()
+        try:
+            response = await self._http.get(self.base_url + path)
+            exchange.status = response.status_code
+            exchange.headers = {k.lower(): self._redactor.text(v) for k, v in response.headers.items()}
+            raw = response.content[: self.max_body_bytes]
+            exchange.body_excerpt = self._excerpt(raw[: self._head_bytes])
+            try:
+                exchange.error_body = self._redactor.obj(json.loads(raw))
+            except (ValueError, RecursionError):
+                pass
+        except httpx.TimeoutException as exc:
+            _fail(exchange, "timeout", f"timed out: {_describe(exc)}")
+        except httpx.HTTPError as exc:
+            _fail(exchange, "connection", f"no response: {_describe(exc)}")
+        exchange.latency_s = time.monotonic() - started
+        exchange.attempts = 1
+        return exchange
+
     def curl(self, body: dict[str, Any]) -> str:
         """A shell line reproducing the request; the key is left to `$KVV_API_KEY`."""
         data = self._redactor.text(json.dumps(body, ensure_ascii=False, separators=(",", ":")))
@@ -149,6 +173,7 @@ class Client:
             async with self._http.stream("POST", self.url, content=content) as response:
                 responded = True
                 exchange.status = response.status_code
+                exchange.headers = {k.lower(): self._redactor.text(v) for k, v in response.headers.items()}
                 retry_after = self._retry_after(response)
                 await self._read(response, exchange)
         except httpx.TimeoutException as exc:

@@ -42,6 +42,7 @@ class Exchange:
     attempts: int = 0                      # HTTP attempts made, retries included
     latency_s: float = 0.0                 # last attempt, request sent to body complete
     body_excerpt: str = ""                 # the start of the raw response body, capped
+    headers: dict[str, str] = field(default_factory=dict)   # of the last response, names lower-case
 
     @property
     def ok(self) -> bool:
