@@ -127,15 +127,15 @@ class Client:
         exchange = Exchange(request={"method": "GET", "path": path})
         started = time.monotonic()
         try:
-            response = await self._http.get(self.base_url + path)
-            exchange.status = response.status_code
-            exchange.headers = {k.lower(): self._redactor.text(v) for k, v in response.headers.items()}
-            raw = response.content[: self.max_body_bytes]
-            exchange.body_excerpt = self._excerpt(raw[: self._head_bytes])
-            try:
-                exchange.error_body = self._redactor.obj(json.loads(raw))
-            except (ValueError, RecursionError):
-                pass
+            async with self._http.stream("GET", self.base_url + path) as response:
+                exchange.status = response.status_code
+                exchange.headers = {k.lower(): self._redactor.text(v) for k, v in response.headers.items()}
+                raw = await self._read_body(response, exchange)
+            if raw is not None:
+                try:
+                    exchange.error_body = self._redactor.obj(json.loads(raw))
+                except (ValueError, RecursionError):
+                    pass
         except httpx.TimeoutException as exc:
             _fail(exchange, "timeout", f"timed out: {_describe(exc)}")
         except httpx.HTTPError as exc:
