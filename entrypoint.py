@@ -26,6 +26,7 @@ OPTIONS = {
     "base-url": "--base-url", "model": "--model", "profile": "--profile",
     "think-mode": "--think-mode", "suite": "--suite", "config": "--config", "fail-on": "--fail-on",
     "only": "--only", "skip": "--skip", "concurrency": "--concurrency", "timeout": "--timeout",
+    "request-deadline": "--request-deadline",
     "max-retries": "--max-retries", "cases": "--cases",
     "reference-base-url": "--reference-base-url", "reference-model": "--reference-model",
 }
@@ -45,6 +46,7 @@ SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # kvv from there whether or not it is pip-installed.
 PACKAGE_ROOT = str(Path(kvv.__file__).resolve().parent.parent)
 TAIL_LINES = 20
+DOCUMENTED_EXIT_CODES = (0, 1, 2, 3)
 
 
 class InputError(Exception):
@@ -82,8 +84,9 @@ def action() -> int:
     except (OSError, ValueError):
         reason = f"kvv exited with code {rc} before writing results.json"
         # A crash exits 1 like a failed run; without results kvv proved nothing either way.
-        return finish_without_results(3 if rc in (0, 1) else rc, reason, output_dir, tail)
-    return finish(rc, results, output_dir)
+        return finish_without_results(rc if rc in (2, 3) else 3, reason, output_dir, tail)
+    # Only the documented codes leave the action: an interrupted kvv (130) is "could not finish".
+    return finish(rc if rc in DOCUMENTED_EXIT_CODES else 3, results, output_dir)
 
 
 # --- inputs --------------------------------------------------------------------------------
@@ -112,6 +115,15 @@ def split_list(value: str | None) -> list[str]:
     return [part.strip() for part in (value or "").replace("\n", ",").split(",") if part.strip()]
 
 
+def _fresh_resume(name: str, output_dir: Path) -> bool:
+    """`resume: true` with nothing to resume yet (the first run of a cached output directory)
+    starts a new run, and says so; kvv itself refuses --resume without a journal."""
+    if name != "resume" or (output_dir / "journal.jsonl").is_file():
+        return False
+    print(github.command("notice", f"resume: no journal in {output_dir} yet, so this is a new run"))
+    return True
+
+
 def kvv_args(output_dir: Path, key: str | None) -> list[str]:
     """The `kvv run` arguments for the inputs; raises InputError for bad ones."""
     simulate = read_boolean("simulate")
@@ -123,7 +135,7 @@ def kvv_args(output_dir: Path, key: str | None) -> list[str]:
         args += [option, ",".join(split_list(value)) if name in ("only", "skip") else value]
     # Always explicit: this process must know where results.json will be.
     args += ["--output-dir", str(output_dir)]
-    args += [flag for name, flag in FLAGS.items() if read_boolean(name)]
+    args += [flag for name, flag in FLAGS.items() if read_boolean(name) and not _fresh_resume(name, output_dir)]
     for fault in split_list(read_input("simulate-faults")):
         args += ["--sim-fault", fault]
     if key:
@@ -187,7 +199,8 @@ def finish(rc: int, results: dict, output_dir: Path) -> int:
     text = summary_file.read_text(encoding="utf-8") if summary_file else markdown.render(results)
     if len(text.encode("utf-8")) > budget:
         text = markdown.render(results, max_bytes=budget)      # cut whole sections, with a note
-    write_back(rc, results.get("verdict", "error"), text, output_dir, summary_file)
+    write_back(rc, results.get("verdict", "error"), text, output_dir, summary_file,
+               bool(results.get("target", {}).get("simulated")))
     config = results.get("config_file") or read_input("config")
     for line in github.annotations(results, workspace_relative(config) if config else None):
         print(line)
@@ -205,7 +218,8 @@ def finish_without_results(rc: int, reason: str, output_dir: Path, tail: list[st
     return rc
 
 
-def write_back(rc: int, verdict: str, summary: str, output_dir: Path, summary_file: Path | None) -> None:
+def write_back(rc: int, verdict: str, summary: str, output_dir: Path, summary_file: Path | None,
+               simulated: bool = False) -> None:
     if os.environ.get("GITHUB_STEP_SUMMARY"):
         github.append_summary(os.environ["GITHUB_STEP_SUMMARY"], summary)
     if os.environ.get("GITHUB_OUTPUT"):
@@ -215,6 +229,7 @@ def write_back(rc: int, verdict: str, summary: str, output_dir: Path, summary_fi
             "results-json": workspace_relative(results_file) if results_file.exists() else "",
             "summary-file": workspace_relative(summary_file) if summary_file else "",
             "exit-code": rc,
+            "simulated": "true" if simulated else "false",
         })
     give_back_to_workspace_owner(output_dir)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import math
 import signal
 import sys
 from pathlib import Path
@@ -38,6 +40,19 @@ Examples:
 """
 
 
+class FiniteFloat(click.FloatRange):
+    """A FloatRange that refuses nan and inf: click lets them through (every comparison with nan
+    is false), and a NaN timeout would make every request time out at once or never."""
+
+    name = "float"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
 def _suite_options(command):
     """Options shared by `run` and `plan` (every one also a key of the config file)."""
     options = [
@@ -63,8 +78,12 @@ def _suite_options(command):
                           "key in KVV_REFERENCE_API_KEY."),
         click.option("--reference-model", help="Model name at the reference endpoint. [default: the --model value]"),
         click.option("--concurrency", type=click.IntRange(1, 256), help="Requests in flight. [default: 4]"),
-        click.option("--timeout", type=click.FloatRange(min=0, min_open=True),
+        click.option("--timeout", type=FiniteFloat(min=0, min_open=True),
                      help="Seconds per request. [default: 120]"),
+        click.option("--request-deadline", type=FiniteFloat(min=0, min_open=True), metavar="SECONDS",
+                     help="Total seconds one request attempt may take, connect to last byte (--timeout bounds "
+                          "only the gap between bytes). [default: the floor max(60 s, --timeout) plus 0.1 s per "
+                          "token of max_tokens (4096 if unset), at most 1800 s]"),
         click.option("--max-retries", type=click.IntRange(0, 20),
                      help="Retries on 429, 5xx and connection errors. [default: 4]"),
         click.option("--output-dir", type=click.Path(file_okay=False), help="Where results go. [default: kvv-out]"),
@@ -109,13 +128,13 @@ def run(simulate: bool, sim_fault: tuple[str, ...], sim_seed: int, **flags: Any)
     """
     from . import runner
 
-    with _config_errors(), _target(flags, simulate, sim_fault, sim_seed) as (settings, api_key):
-        target = runner.resolve_target(settings)
+    with _config_errors(), _target(flags, simulate, sim_fault, sim_seed) as (settings, target, api_key):
         plan = runner.plan_for(settings, target)
         _handle_sigterm()
         try:
             results = runner.run(settings, target, plan, api_key)
-        except KeyboardInterrupt:
+        except runner.Interrupted as interrupted:
+            _publish(interrupted.results, Path(settings.output_dir))
             click.echo(f"kvv: interrupted; finished items are in {settings.output_dir}/journal.jsonl — "
                        "run again with --resume to finish", err=True)
             sys.exit(130)
@@ -178,8 +197,11 @@ def checks(profile: str) -> None:
 @click.option("--seed", default=0, show_default=True, help="Seed for answers and fault draws.")
 @click.option("--api-key-env", metavar="NAME", help="Require the key held in this variable.")
 @click.option("--list-faults", is_flag=True, help="List the faults and exit.")
+@click.option("--tokenizer", default="kvv-words-1", show_default=True, metavar="NAME",
+              help="Tokenizer and chat template usage is counted with: kvv-words-1, or kvv-chunks-1 "
+                   "(another model's numbers, which no built-in reference predicts).")
 def simulate(host: str, port: int, profile: str, faults: tuple[str, ...], seed: int,
-             api_key_env: str | None, list_faults: bool) -> None:
+             api_key_env: str | None, list_faults: bool, tokenizer: str) -> None:
     """Serve a simulated vendor: an OpenAI-compatible endpoint with injectable faults.
 
     \b
@@ -190,6 +212,7 @@ def simulate(host: str, port: int, profile: str, faults: tuple[str, ...], seed: 
     import os
 
     from .simulator import Simulator, fault_catalogue, parse_faults
+    from .simulator.tokenizer import TOKENIZERS
 
     if list_faults:
         rows = [[f["name"], f["value"] if f["value"] != "none" else "", f["description"]]
@@ -203,9 +226,13 @@ def simulate(host: str, port: int, profile: str, faults: tuple[str, ...], seed: 
         if host not in ("127.0.0.1", "localhost", "::1"):
             click.echo(f"kvv simulate: warning: binding {host}, reachable beyond this machine", err=True)
         api_key = os.environ.get(api_key_env) if api_key_env else None
-        sim = Simulator(loaded, parsed, seed=seed, host=host, port=port, api_key=api_key)
+        if tokenizer not in TOKENIZERS:
+            raise ConfigError(f"unknown tokenizer {tokenizer!r}; expected one of {', '.join(TOKENIZERS)}",
+                              source="--tokenizer")
+        sim = Simulator(loaded, parsed, seed=seed, host=host, port=port, api_key=api_key, tokenizer=tokenizer)
     described = ", ".join(f"{k}={v}" if v is not None else k for k, v in parsed.items()) or "none"
-    click.echo(f"kvv simulate: {loaded.id} at {sim.url} (faults: {described}); Ctrl-C stops", nl=True)
+    click.echo(f"kvv simulate: {loaded.id} at {sim.url} (faults: {described}; {sim.identity_header}); "
+               "Ctrl-C stops", nl=True)
     sys.stdout.flush()
     _handle_sigterm()
     try:
@@ -238,6 +265,7 @@ def demo(profile: str, fault: str, output_dir: str) -> None:
             settings = Settings(base_url=sim.url, model=loaded.id, profile=profile,
                                 output_dir=str(Path(output_dir) / label))
             target = runner.resolve_target(settings)
+            target.simulated, target.simulator = {"faults": faults, "seed": 0}, sim.identity
             results = runner.run(settings, target, runner.plan_for(settings, target), None)
         click.echo(f"\n=== simulated vendor: {label} ===")
         _publish(results, Path(settings.output_dir))
@@ -271,23 +299,50 @@ def _config_errors() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _target(flags: dict[str, Any], simulate: bool, faults: tuple[str, ...], seed: int):
-    """Settings and API key; with --simulate, a simulated vendor running for the duration."""
+    """Settings, target and API key; with --simulate, a simulated vendor running for the duration."""
+    from . import runner
+
     given = {k: v for k, v in flags.items() if v is not None}
     settings = load_settings(given)
     if not simulate:
         if faults:
             raise ConfigError("--sim-fault needs --simulate", source="--sim-fault")
-        yield settings, settings.api_key()
+        target = runner.resolve_target(settings)
+        api_key = settings.api_key()
+        if settings.api_key_env and not os.environ.get(settings.api_key_env):
+            raise ConfigError(f"the variable {settings.api_key_env} is not set (or empty), so there is no API key",
+                              source="--api-key-env")
+        if api_key is None and not _is_loopback(target.base_url):
+            click.echo(f"kvv: warning: no API key (KVV_API_KEY, KIMI_API_KEY and --api-key-env unset) for "
+                       f"{target.base_url}; requests go without Authorization", err=True)
+        yield settings, target, api_key
         return
     from .simulator import Simulator, parse_faults
 
     if "base_url" in given:
         raise ConfigError("--simulate replaces the endpoint; drop --base-url", source="--simulate")
     profile = load_profile(settings.profile)
-    with Simulator(profile, parse_faults(list(faults)), seed=seed).start() as sim:
+    parsed = parse_faults(list(faults))
+    with Simulator(profile, parsed, seed=seed).start() as sim:
         settings.base_url = sim.url
         settings.model = settings.model or profile.id
-        yield settings, None
+        target = runner.resolve_target(settings)
+        target.simulated = {"faults": parsed, "seed": seed}
+        target.simulator = sim.identity
+        yield settings, target, None
+
+
+def _is_loopback(base_url: str) -> bool:
+    from urllib.parse import urlsplit
+    import ipaddress
+
+    host = urlsplit(base_url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _handle_sigterm() -> None:

@@ -31,17 +31,23 @@ class Journal:
         self._file.close()
 
 
-def finished_items(path: Path) -> dict[tuple[str, str, str], dict[str, Any]]:
-    """Items a previous run finished, by (check, item, digest). Errored items are run again."""
+def read_journal(path: Path) -> tuple[dict[str, Any] | None, dict[tuple[str, str, str], dict[str, Any]]]:
+    """(the first run record, the items finished by (check, item, digest)). Errored items run again."""
+    first: dict[str, Any] | None = None
     done: dict[tuple[str, str, str], dict[str, Any]] = {}
-    if not path.is_file():
-        return done
-    with path.open(encoding="utf-8") as lines:
+    with path.open(encoding="utf-8", errors="replace") as lines:
         for line in lines:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
                 continue              # a line cut by a hard kill: that item simply runs again
-            if record.get("kind") == "item" and record.get("verdict") != ERROR:
-                done[(record["check"], record["item"], record["digest"])] = record
-    return done
+            if not isinstance(record, dict):
+                continue
+            if record.get("kind") == "run" and first is None:
+                first = record
+            elif record.get("kind") == "item" and record.get("verdict") != ERROR:
+                try:
+                    done[(record["check"], record["item"], record["digest"])] = record
+                except (KeyError, TypeError):
+                    continue
+    return first, done

@@ -1,11 +1,15 @@
-"""Run a plan against an endpoint: bounded concurrency, a journal line per attempt, resume,
-then per-check verdicts and the results document every report is rendered from."""
+"""Run a plan against an endpoint: a probe first, then bounded concurrency, a journal line per
+attempt, resume, per-check verdicts, and the results document every report is rendered from."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import hashlib
+import json
 import time
+import traceback
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,17 +19,21 @@ from . import __version__
 from .checks.base import Item, Outcome
 from .client import Client
 from .config import Settings
-from .errors import ConfigError
+from .errors import ConfigError, KvvError
 from .exchange import Exchange
-from .journal import Journal, finished_items
+from .journal import Journal, read_journal
 from .plan import Plan, PlannedCheck, make_plan
+from .probe import EndpointUnusable, probe
 from .profile import Profile, load_profile
 from .redact import Redactor
 from .stats import wilson
+from .thinking import thinking_fields
 from .verdict import ERROR, ERROR_CLASSES, FAIL, PASS, exit_code, worst
 
 EVIDENCE_PER_CHECK = 5
 EXCERPT_CHARS = 2000
+PROBE_PROMPT = "Say 'OK' and nothing else."
+PROBE_MAX_TOKENS = 16
 
 
 @dataclass
@@ -34,8 +42,17 @@ class Target:
     model: str
     profile: Profile
     think_mode: str
-    simulated: bool = False                  # kvv's own simulated vendor, not a real deployment
-    simulator: dict[str, str] | None = None  # its identity (Simulator.identity), once known
+    # kvv's in-process simulated vendor ({"faults", "seed"}); None for a real endpoint.
+    simulated: dict[str, Any] | None = None
+    simulator: dict[str, str] | None = None  # the simulator's identity, once known (Simulator.identity)
+
+
+class Interrupted(KvvError):
+    """SIGINT/SIGTERM mid-run: `results` is the partial document (complete: false)."""
+
+    def __init__(self, results: dict[str, Any]):
+        self.results = results
+        super().__init__("interrupted")
 
 
 def resolve_target(settings: Settings) -> Target:
@@ -54,56 +71,181 @@ def plan_for(settings: Settings, target: Target) -> Plan:
 
 
 def run(settings: Settings, target: Target, plan: Plan, api_key: str | None) -> dict[str, Any]:
-    """Execute the plan and write journal.jsonl; returns the (redacted) results document."""
-    return asyncio.run(_run(settings, target, plan, api_key))
+    """Execute the plan and write journal.jsonl; returns the (redacted) results document.
 
-
-async def _run(settings: Settings, target: Target, plan: Plan, api_key: str | None) -> dict[str, Any]:
-    out = Path(settings.output_dir)
-    reference_key = settings.reference_api_key() if settings.reference_base_url else None
-    redactor = Redactor(api_key, reference_key)
-    journal_path = out / "journal.jsonl"
-    previous = finished_items(journal_path) if settings.resume else {}
-    journal = Journal(journal_path, redactor, append=settings.resume)
-    started, clock = _now(), time.monotonic()
-    semaphore = asyncio.Semaphore(settings.concurrency)
-    client_options = dict(timeout=settings.timeout, max_retries=settings.max_retries,
-                          allow_insecure_http=settings.allow_insecure_http, max_connections=settings.concurrency)
+    Raises ConfigError when --resume meets a journal of another run, Interrupted (with the
+    partial results) on SIGINT/SIGTERM. An unusable endpoint is a results document too.
+    """
+    state = _Run(settings, target, plan, api_key)
     try:
-        async with contextlib.AsyncExitStack() as stack:
-            client = await stack.enter_async_context(Client(target.base_url, api_key=api_key, **client_options))
-            reference = None
-            if settings.reference_base_url:
-                reference = await stack.enter_async_context(
-                    Client(settings.reference_base_url, api_key=reference_key, **client_options))
-            journal.write("run", kvv_version=__version__, base_url=target.base_url, model=target.model,
-                          profile=target.profile.id, think_mode=target.think_mode, suite=settings.suite,
-                          reference_base_url=settings.reference_base_url)
-            runners = [_CheckRun(p, client, reference, settings.reference_model or target.model,
-                                 journal, semaphore, previous) for p in plan.checks]
-            checks = await asyncio.gather(*(r.run() for r in runners))
-    finally:
-        journal.close()
-    for check in checks:
-        check["config_line"] = settings.config_lines.get(check["id"])
-    verdict = worst(c["verdict"] for c in checks)
-    results = {
-        "schema_version": 1,
+        asyncio.run(state.main())
+    except KeyboardInterrupt:
+        raise Interrupted(state.results(stopped="interrupted (SIGINT/SIGTERM) before every item finished")) from None
+    return state.results()
+
+
+# -- what makes two runs comparable -----------------------------------------------------------
+
+def run_record(settings: Settings, target: Target, plan: Plan) -> dict[str, Any]:
+    """The journal's first line: everything that must match for --resume to reuse a verdict."""
+    profile = {k: v for k, v in dataclasses.asdict(target.profile).items() if k != "path"}
+    return {
         "kvv_version": __version__,
-        "started_at": started,
-        "finished_at": _now(),
-        "duration_s": round(time.monotonic() - clock, 3),
-        "target": {"base_url": target.base_url, "model": target.model, "profile": target.profile.id,
-                   "think_mode": target.think_mode},
+        # A simulated run's port is new every time: its faults and seed are what identify it.
+        "endpoint": {"simulated": target.simulated} if target.simulated is not None else target.base_url,
+        "model": target.model,
+        "profile": target.profile.id,
+        "profile_digest": _digest(profile),
+        "think_mode": target.think_mode,
         "suite": settings.suite,
-        "config_file": settings.config_file,
-        "fail_on": settings.fail_on,
-        "verdict": verdict,
-        "exit_code": exit_code(verdict, settings.fail_on),
-        "totals": _totals(checks),
-        "checks": checks,
+        "only": sorted(settings.only),
+        "skip": sorted(settings.skip),
+        "checks": {p.check.id: p.context.options for p in plan.checks},
+        "reference_base_url": settings.reference_base_url,
+        "reference_model": settings.reference_model,
     }
-    return redactor.obj(results)
+
+
+def _digest(value: Any) -> str:
+    blob = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def resume_differences(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """What differs between the journal's run and this one, one phrase per field."""
+    differences = []
+    for name, value in now.items():
+        if name == "checks":
+            old = before.get("checks") or {}
+            for check_id in sorted(set(old) | set(value)):
+                if old.get(check_id) != value.get(check_id):
+                    differences.append(f"checks.{check_id}: {_show(old.get(check_id))} → {_show(value.get(check_id))}")
+        elif before.get(name) != value:
+            differences.append(f"{name}: {_show(before.get(name))} → {_show(value)}")
+    return differences
+
+
+def _show(value: Any) -> str:
+    return "(none)" if value is None else json.dumps(value, default=str)[:200]
+
+
+def _previous_items(settings: Settings, record: dict[str, Any]) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """With --resume: the items the journal's run finished, after proving it is this run."""
+    path = Path(settings.output_dir) / "journal.jsonl"
+    if not path.is_file():
+        raise ConfigError(f"nothing to resume: no journal at {path} (drop --resume to start a new run)",
+                          source="--resume")
+    first, finished = read_journal(path)
+    if first is None:
+        raise ConfigError(f"{path} has no run record, so kvv cannot tell which run it belongs to: "
+                          "drop --resume to start over", source="--resume")
+    differences = resume_differences(first, record)
+    if differences:
+        raise ConfigError(f"{path} belongs to another run; --resume would reuse verdicts about a different "
+                          "target or settings. Differences: " + "; ".join(differences) +
+                          ". Run without --resume (or with another --output-dir) to start a new run",
+                          source="--resume")
+    return finished
+
+
+# -- the run ----------------------------------------------------------------------------------
+
+class _Run:
+    def __init__(self, settings: Settings, target: Target, plan: Plan, api_key: str | None):
+        self.settings, self.target, self.plan, self.api_key = settings, target, plan, api_key
+        self.reference_key = settings.reference_api_key() if settings.reference_base_url else None
+        self.redactor = Redactor(api_key, self.reference_key)
+        self.record = run_record(settings, target, plan)
+        # Checked before anything is sent or the journal is touched.
+        self.previous = _previous_items(settings, self.record) if settings.resume else {}
+        self.started, self.clock = _now(), time.monotonic()
+        self.runners: list[_CheckRun] = []
+        self.probe_notes: list[str] = []
+        self.probe_requests = 0
+        self.stopped: str | None = None
+
+    async def main(self) -> None:
+        settings, target = self.settings, self.target
+        out = Path(settings.output_dir)
+        journal = Journal(out / "journal.jsonl", self.redactor, append=settings.resume)
+        semaphore = asyncio.Semaphore(settings.concurrency)
+        client_options = dict(timeout=settings.timeout, request_deadline=settings.request_deadline,
+                              max_retries=settings.max_retries,
+                              allow_insecure_http=settings.allow_insecure_http, max_connections=settings.concurrency)
+        try:
+            journal.write("run", resumed=settings.resume, **self.record)
+            async with contextlib.AsyncExitStack() as stack:
+                client = await stack.enter_async_context(Client(target.base_url, api_key=self.api_key,
+                                                                **client_options))
+                try:
+                    found = await probe(client, self._probe_body(), target.model)
+                except EndpointUnusable as unusable:
+                    journal.write("probe", ok=False, cause=unusable.cause, message=str(unusable))
+                    self.stopped = f"endpoint unusable ({unusable.cause}): {unusable}"
+                    return
+                self.probe_notes, self.probe_requests = found.notes, found.requests
+                journal.write("probe", ok=True, simulator=found.simulator, models=found.models, notes=found.notes)
+                if found.simulator != target.simulator:
+                    # Which built-in references hold depends on what the endpoint is.
+                    target.simulator = found.simulator
+                    self.plan = plan_for(settings, target)
+                reference = None
+                if settings.reference_base_url:
+                    reference = await stack.enter_async_context(
+                        Client(settings.reference_base_url, api_key=self.reference_key, **client_options))
+                self.runners = [_CheckRun(p, client, reference, settings.reference_model or target.model,
+                                          journal, semaphore, self.previous) for p in self.plan.checks]
+                await asyncio.gather(*(r.run() for r in self.runners))
+        finally:
+            journal.close()
+
+    def _probe_body(self) -> dict[str, Any]:
+        profile = self.target.profile
+        thinking = thinking_fields(self.target.think_mode, profile.default_mode == "thinking") \
+            if len(profile.modes) > 1 else {}
+        return {"model": self.target.model, "messages": [{"role": "user", "content": PROBE_PROMPT}],
+                **thinking, "max_tokens": PROBE_MAX_TOKENS}
+
+    def results(self, stopped: str | None = None) -> dict[str, Any]:
+        stopped = stopped or self.stopped
+        checks = [r.summary() for r in self.runners]
+        for check in checks:
+            check["config_line"] = self.settings.config_lines.get(check["id"])
+        ran = {c["id"] for c in checks}
+        not_run = [{"id": p.check.id, "title": p.check.title, "reason": "the run stopped before this check"}
+                   for p in self.plan.checks if p.check.id not in ran]
+        not_run += [{"id": check_id, "title": _title(check_id), "reason": why}
+                    for check_id, why in self.plan.skipped.items()]
+        verdict = ERROR if stopped else worst(c["verdict"] for c in checks)
+        target = self.target
+        results = {
+            "schema_version": 1,
+            "kvv_version": __version__,
+            "started_at": self.started,
+            "finished_at": _now(),
+            "duration_s": round(time.monotonic() - self.clock, 3),
+            "complete": stopped is None,
+            "stopped": stopped,
+            "target": {"base_url": target.base_url, "model": target.model, "profile": target.profile.id,
+                       "think_mode": target.think_mode, "simulated": target.simulated is not None,
+                       "simulation": target.simulated, "simulator": target.simulator},
+            "suite": self.settings.suite,
+            "config_file": self.settings.config_file,
+            "fail_on": self.settings.fail_on,
+            "resumed": self.settings.resume,
+            "verdict": verdict,
+            "exit_code": exit_code(verdict, self.settings.fail_on),
+            "notes": self.probe_notes,
+            "totals": _totals(checks, self.probe_requests),
+            "checks": checks,
+            "not_run": not_run,
+        }
+        return self.redactor.obj(results)
+
+
+def _title(check_id: str) -> str:
+    from .checks import registry
+    return next((c.title for c in registry() if c.id == check_id), check_id)
 
 
 class _CheckRun:
@@ -116,60 +258,97 @@ class _CheckRun:
         self.semaphore, self.previous = semaphore, previous
         self.errors = dict.fromkeys(ERROR_CLASSES, 0)
         self.tokens = {"prompt_tokens": 0, "completion_tokens": 0}
+        self.finished: dict[int, dict[str, Any]] = {}      # position in the plan -> item record
+        self.clock = time.monotonic()
+        self.duration: float | None = None
 
-    async def run(self) -> dict[str, Any]:
-        check = self.planned.check
-        clock = time.monotonic()
-        items = await asyncio.gather(*(self._item(item) for item in self.planned.items))
+    async def run(self) -> None:
+        await asyncio.gather(*(self._item(i, item) for i, item in enumerate(self.planned.items)))
+        self.duration = time.monotonic() - self.clock
+
+    def summary(self) -> dict[str, Any]:
+        check, planned = self.planned.check, len(self.planned.items)
+        items = [self.finished[i] for i in sorted(self.finished)]
         counts = {v: sum(1 for i in items if i["verdict"] == v) for v in (PASS, FAIL, ERROR)}
         n = len(items)
-        evidence = [i.pop("evidence") for i in items if i.get("evidence")]
-        if check.summarize is not None:
-            summary = check.summarize(items, self.planned.context)
-            verdict, metric, details = summary.verdict, summary.metric, summary.details
+        evidence = [i["evidence"] for i in items if i.get("evidence")]
+        internal = sum(1 for i in items if i.get("internal"))
+        if n < planned:
+            verdict = ERROR
+            metric = {"name": "pass_rate", "value": None, "lower": None, "upper": None, "confidence": 0.95}
+            details = {"unfinished": planned - n}
+        elif check.summarize is not None:
+            try:
+                summary = check.summarize(items, self.planned.context)
+                verdict, metric, details = summary.verdict, summary.metric, summary.details
+            except Exception as exc:     # kvv's bug, never the vendor's outage
+                internal += 1
+                self.journal.write("internal", check=check.id, where="summarize", traceback=traceback.format_exc())
+                verdict, metric = ERROR, {"name": "pass_rate", "value": None, "lower": None, "upper": None,
+                                          "confidence": 0.95}
+                details = {"internal_error": f"{type(exc).__name__}: {exc}"}
         else:
             lower, upper = wilson(counts[PASS], n)
             verdict = worst(i["verdict"] for i in items)
-            metric = {"name": "pass_rate", "value": round(counts[PASS] / n, 4),
+            metric = {"name": "pass_rate", "value": round(counts[PASS] / n, 4) if n else None,
                       "lower": round(lower, 4), "upper": round(upper, 4), "confidence": 0.95}
             details = {}
+        errors, tokens = dict(self.errors), dict(self.tokens)
+        for item in items:
+            if item.get("resumed"):       # what the earlier run spent counts too
+                for name, count in (item.get("errors") or {}).items():
+                    if name in errors:
+                        errors[name] += count
+                for name, count in (item.get("tokens") or {}).items():
+                    if name in tokens:
+                        tokens[name] += count
+        errors["internal"] = internal
         return {
             "id": check.id,
             "title": check.title,
             "detects": check.detects,
             "verdict": verdict,
             "n": n,
+            "planned": planned,
             "passed": counts[PASS],
             "failed": counts[FAIL],
             "errored": counts[ERROR],
+            "reused": sum(1 for i in items if i.get("resumed")),
             "metric": metric,
             "details": details,
-            "errors": self.errors,
-            "tokens": self.tokens,
-            "duration_s": round(time.monotonic() - clock, 3),
+            "common_failure": _common_failure(items),
+            "errors": errors,
+            "tokens": tokens,
+            "duration_s": round(self.duration if self.duration is not None else time.monotonic() - self.clock, 3),
             "config_line": None,
-            "items": [{k: v for k, v in i.items() if k != "evidence"} for i in items],
+            "items": [{k: v for k, v in i.items() if k not in ("evidence", "errors", "tokens")} for i in items],
             "evidence": evidence[:EVIDENCE_PER_CHECK],
         }
 
-    async def _item(self, item: Item) -> dict[str, Any]:
+    async def _item(self, position: int, item: Item) -> None:
         check_id = self.planned.check.id
         done = self.previous.get((check_id, item.id, item.digest))
         if done is not None:
-            return {**{k: done[k] for k in ("verdict", "message", "requests", "attempts")},
-                    "id": item.id, "mode": item.mode, "digest": item.digest, "resumed": True,
-                    "data": done.get("data"), "evidence": done.get("evidence")}
+            self.finished[position] = {
+                **{k: done.get(k) for k in ("verdict", "message", "requests", "attempts", "data", "evidence",
+                                            "errors", "tokens")},
+                "id": item.id, "mode": item.mode, "digest": item.digest, "resumed": True}
+            return
         sent = {"requests": 0, "attempts": 0}
+        errors: dict[str, int] = {}
+        tokens = {"prompt_tokens": 0, "completion_tokens": 0}
         from_reference: list[Exchange] = []      # so evidence reproduces the right endpoint
 
         def on_attempt(info: dict[str, Any]) -> None:
             sent["attempts"] += 1
             if info.get("error") in self.errors:
                 self.errors[info["error"]] += 1
+                errors[info["error"]] = errors.get(info["error"], 0) + 1
             for name in self.tokens:
                 value = (info.get("usage") or {}).get(name)
                 if isinstance(value, int):
                     self.tokens[name] += value
+                    tokens[name] += value
             self.journal.write("attempt", check=check_id, item=item.id, digest=item.digest, **info)
 
         async def send(body: dict[str, Any], *, reference: bool = False) -> Exchange:
@@ -183,17 +362,24 @@ class _CheckRun:
             from_reference.append(ex)
             return ex
 
+        internal = False
         async with self.semaphore:
             try:
                 outcome = await item.execute(send)
-            except Exception as exc:   # a check bug must not sink the run; it is reported as an error
-                outcome = Outcome(ERROR, f"kvv internal error: {type(exc).__name__}: {exc}")
+            except Exception as exc:   # kvv's bug: its own class, never the vendor's outage
+                internal = True
+                self.journal.write("internal", check=check_id, item=item.id, traceback=traceback.format_exc())
+                outcome = Outcome(ERROR, f"kvv internal error (a bug in kvv, not the vendor's fault): "
+                                         f"{type(exc).__name__}: {exc}")
         result = {"id": item.id, "mode": item.mode, "verdict": outcome.verdict, "message": outcome.message,
                   "digest": item.digest, "requests": sent["requests"], "attempts": sent["attempts"],
-                  "resumed": False, "data": outcome.data,
+                  "resumed": False, "data": outcome.data, "errors": errors, "tokens": tokens,
                   "evidence": self._evidence(item, outcome, from_reference)}
+        if internal:
+            result["internal"] = True
+        # An internal error is not a finished item: --resume runs it again.
         self.journal.write("item", check=check_id, item=item.id, **{k: v for k, v in result.items() if k != "id"})
-        return result
+        self.finished[position] = result
 
     def _evidence(self, item: Item, outcome: Outcome, from_reference: list[Exchange]) -> dict[str, Any] | None:
         if outcome.verdict == PASS:
@@ -210,6 +396,15 @@ class _CheckRun:
         }
 
 
+def _common_failure(items: list[dict[str, Any]]) -> str | None:
+    """The message every item of a check failed with, when there are several and all agree:
+    reports say it once instead of once per item."""
+    messages = {i.get("message") for i in items}
+    if len(items) > 1 and len(messages) == 1 and all(i["verdict"] != PASS for i in items):
+        return messages.pop()
+    return None
+
+
 def _shorten(value: Any, limit: int = 500) -> Any:
     """Long strings in a request cut down for the report; the curl line keeps the full body."""
     if isinstance(value, str):
@@ -221,16 +416,19 @@ def _shorten(value: Any, limit: int = 500) -> Any:
     return value
 
 
-def _totals(checks: list[dict[str, Any]]) -> dict[str, Any]:
+def _totals(checks: list[dict[str, Any]], probe_requests: int) -> dict[str, Any]:
     items = [i for c in checks for i in c["items"]]
+    classes = (*ERROR_CLASSES, "internal")
     return {
         "checks": len(checks),
         "items": len(items),
+        "reused": sum(1 for i in items if i.get("resumed")),
         "requests": sum(i["requests"] for i in items),
+        "probe_requests": probe_requests,
         "attempts": sum(i["attempts"] for i in items),
         "prompt_tokens": sum(c["tokens"]["prompt_tokens"] for c in checks),
         "completion_tokens": sum(c["tokens"]["completion_tokens"] for c in checks),
-        "errors": {k: sum(c["errors"][k] for c in checks) for k in ERROR_CLASSES},
+        "errors": {k: sum(c["errors"].get(k, 0) for c in checks) for k in classes},
     }
 
 

@@ -101,10 +101,12 @@ def test_healthy_simulated_vendor_passes(tmp_path):
     run = run_action(tmp_path, {"simulate": "true"})
     assert run.rc == 0, run.stdout + run.stderr
     assert run.outputs == {"verdict": "pass", "results-json": "kvv-out/results.json",
-                           "summary-file": "kvv-out/summary.md", "exit-code": "0"}
+                           "summary-file": "kvv-out/summary.md", "exit-code": "0", "simulated": "true"}
     results = json.loads((run.workspace / "kvv-out" / "results.json").read_text())
     jsonschema.validate(results, RESULTS_SCHEMA)
-    assert run.summary.startswith("## ✅ kvv: PASS — kimi-k3 at 127.0.0.1:")
+    assert results["target"]["simulated"] is True
+    assert run.summary.startswith("## ✅ kvv: PASS — kimi-k3 at kvv's simulated vendor")
+    assert "**Simulated:**" in run.summary
     assert run.summary == (run.workspace / "kvv-out" / "summary.md").read_text()
     after = assert_commands_stopped_around_kvv_output(run)
     assert after == []                                                      # nothing to annotate
@@ -166,7 +168,7 @@ def test_the_reference_key_reaches_the_reference_and_nothing_else(tmp_path):
             assert reference_key not in path.read_text(encoding="utf-8", errors="replace"), path
     assert run.outputs["verdict"] == "pass", run.stdout
     results = json.loads((run.workspace / "kvv-out" / "results.json").read_text())
-    assert "live" in results["checks"][0]["details"]["reference"]
+    assert "live" in json.dumps(results["checks"][0]["details"]["reference"])
 
 
 def test_missing_endpoint_is_a_usage_error(tmp_path):
@@ -174,7 +176,8 @@ def test_missing_endpoint_is_a_usage_error(tmp_path):
     assert run.rc == 2
     assert run.stdout.splitlines()[0] == f"::add-mask::{CANARY}"
     assert any(line.startswith("::error") and "base-url" in line for line in run.stdout.splitlines())
-    assert run.outputs == {"verdict": "error", "results-json": "", "summary-file": "", "exit-code": "2"}
+    assert run.outputs == {"verdict": "error", "results-json": "", "summary-file": "", "exit-code": "2",
+                           "simulated": "false"}
     assert "kvv could not run (exit 2)" in run.summary and "base-url" in run.summary
     assert CANARY not in run.summary + run.output_file.read_text()
 
@@ -264,11 +267,17 @@ def test_read_input_prefers_the_hyphenated_name_and_treats_empty_as_unset(inputs
     assert entrypoint.read_input("think-mode") == "kimi"
 
 
-def test_inputs_become_kvv_run_arguments(inputs):
+def test_inputs_become_kvv_run_arguments(inputs, tmp_path, capsys):
     inputs(**{"base-url": "https://api.example.com/v1", "profile": "kimi-k3", "concurrency": "8",
               "only": "param-temperature\nparam-top-p, param-n", "resume": "True", "simulate": "false",
               "simulate-faults": "", "fail-on": "inconclusive", "output-dir": "kvv-out"})
-    args = entrypoint.kvv_args(Path("kvv-out"), "sk-x")
+    # A first run of a cached output directory has nothing to resume: a new run, with a notice.
+    assert "--resume" not in entrypoint.kvv_args(tmp_path / "kvv-out", "sk-x")
+    assert "::notice::resume: no journal" in capsys.readouterr().out
+    (tmp_path / "kvv-out").mkdir()
+    (tmp_path / "kvv-out" / "journal.jsonl").write_text("")
+    args = entrypoint.kvv_args(tmp_path / "kvv-out", "sk-x")
+    args[args.index("--output-dir") + 1] = "kvv-out"
     assert args == ["--base-url", "https://api.example.com/v1", "--fail-on", "inconclusive",
                     "--only", "param-temperature,param-top-p,param-n", "--concurrency", "8",
                     "--output-dir", "kvv-out", "--resume", "--api-key-env", "KVV_API_KEY"]
@@ -327,7 +336,7 @@ def test_every_input_maps_to_a_kvv_run_option_with_the_same_default():
 
 def test_outputs_are_declared_with_descriptions():
     outputs = yaml.safe_load((ROOT / "action.yml").read_text())["outputs"]
-    assert set(outputs) == {"verdict", "results-json", "summary-file", "exit-code"}
+    assert set(outputs) == {"verdict", "results-json", "summary-file", "exit-code", "simulated"}
     assert all(spec.get("description") for spec in outputs.values())
 
 

@@ -30,7 +30,10 @@ def test_interrupted_run_resumes_to_the_same_verdicts(simulator, tmp_path, signu
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stdout + stderr
     assert "--resume" in stderr
-    assert not (out / "results.json").exists()
+    partial = json.loads((out / "results.json").read_text())    # what finished, marked as such
+    assert partial["complete"] is False and partial["stopped"].startswith("interrupted")
+    assert partial["verdict"] == "error" and partial["exit_code"] == 3
+    assert any(c["planned"] > c["n"] or c["verdict"] == "error" for c in partial["checks"]) or partial["not_run"]
     finished = [json.loads(line) for line in journal.read_text().splitlines() if '"kind": "item"' in line]
     assert finished                                       # every line written is whole JSON
 

@@ -107,10 +107,15 @@ def test_server_errors_are_retried_and_counted(kvv, simulator):
 
 @pytest.mark.parametrize("fault,error_class", [("rate-limit=1", "rate_limit"), ("server-error=1", "server_error")])
 def test_an_endpoint_that_always_errors_is_an_infrastructure_error(kvv, simulator, fault, error_class):
+    # The probe's plain request fails, so the run stops before any check, with one message.
     run = run_against(kvv, simulator("kimi-k3", fault), "--max-retries", "0", "--only", "param-n,baseline")
     assert run.exit_code == 3
-    assert set(run.verdicts().values()) == {"error"}
-    assert run.results["totals"]["errors"][error_class] == run.results["totals"]["attempts"]
+    results = run.results
+    assert results["verdict"] == "error" and results["complete"] is False
+    assert results["stopped"].startswith("endpoint unusable (unavailable)") and error_class.replace("_", "") in \
+        results["stopped"].replace(" ", "").replace("_", "").lower() or "HTTP" in results["stopped"]
+    assert results["checks"] == []
+    assert {c["id"] for c in results["not_run"]} == {"param-n", "baseline"}
 
 
 def test_fail_on_never_and_inconclusive(kvv, simulator):
@@ -124,5 +129,7 @@ def test_wrong_api_key_is_an_error_not_a_pass(kvv, simulator):
     sim = simulator("kimi-k3", api_key="sk-right-key-000000")
     run = run_against(kvv, sim, "--only", "param-top-p", env={"KVV_API_KEY": "sk-wrong-key-111111"})
     assert run.exit_code == 3
-    assert run.check("param-top-p")["verdict"] == "error"
-    assert "401" in run.check("param-top-p")["items"][0]["message"]
+    assert run.results["checks"] == [] and run.results["verdict"] == "error"
+    assert run.results["stopped"].startswith("endpoint unusable (auth): HTTP 401")
+    assert sim.stats["requests"] == 1              # GET /models said it all: no chat request sent
+    assert run.output.count("HTTP 401") == 1 and run.stderr.count("HTTP 401") == 1

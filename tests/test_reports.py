@@ -161,7 +161,7 @@ def test_terminal_report():
     assert any(re.match(r"param-temperature\s+FAIL\s+6/8\s+pass_rate 0.75 \[0.41, 0.93\]", l) for l in lines)
     assert "✗ param-temperature: reject temperature=1.1 [thinking]: temperature=1.1 was accepted" in text
     assert "(+1 more)" in text
-    assert "FAIL (exit 1) · 4 checks · 20 requests · 3.2 s" in text
+    assert "FAIL (exit 1) · 4 checks · 14 items · 20 requests · 3.2 s" in text
     assert "results: kvv-out/results.json" in text
     assert "\x1b" not in text
 

@@ -29,7 +29,7 @@ _MARKDOWN_PUNCT = re.compile(r"([\\`*\[\]<>|])")
 
 def render(results: dict, *, max_bytes: int | None = None) -> str:
     """The summary; with `max_bytes`, whole sections are cut from the end to fit."""
-    head = [_banner(results), _table(results)]
+    head = [_banner(results), _table(results), _not_run(results)]
     findings = [(c["id"], _finding(c)) for c in _failing(results)]
     text = _join(head + [_findings_title(findings)] + [f for _, f in findings] + [_footer(results)])
     if max_bytes is None or _size(text) <= max_bytes:
@@ -110,8 +110,9 @@ def fence(text: str, lang: str = "text") -> str:
 def _banner(results: dict) -> str:
     target = results.get("target", {})
     verdict = results.get("verdict", ERROR)
+    where = "kvv's simulated vendor" if target.get("simulated") else inline(host(target.get('base_url')))
     title = (f"## {ICONS.get(verdict, '❔')} kvv: {verdict.upper()} — "
-             f"{inline(target.get('model') or '?')} at {inline(host(target.get('base_url')))}")
+             f"{inline(target.get('model') or '?')} at {where}")
     totals = results.get("totals", {})
     facts = [
         ("model", target.get("model")),
@@ -131,7 +132,30 @@ def _banner(results: dict) -> str:
             f"exit code **{results.get('exit_code', '?')}**")
     if errors != "—":
         tail += f" · errors: {inline(errors)}"
-    return f"{title}\n\n{line}  \n{tail}"
+    notes = [f"> {line}" for line in run_notes(results)]
+    return f"{title}\n\n{line}  \n{tail}" + ("\n\n" + "\n>\n".join(notes) if notes else "")
+
+
+def run_notes(results: dict) -> list[str]:
+    """What a reader must know about the run as a whole (escaped), most important first."""
+    notes = []
+    if results.get("stopped"):
+        notes.append(f"**Stopped:** {inline(results['stopped'], 1000)}")
+    elif results.get("complete") is False:
+        notes.append("**Incomplete run.**")
+    target, totals = results.get("target", {}), results.get("totals", {})
+    if target.get("simulated"):
+        faults = (target.get("simulation") or {}).get("faults") or {}
+        named = ", ".join(f"{k}={v}" if v is not None else k for k, v in faults.items()) or "none"
+        notes.append(f"**Simulated:** kvv's own simulated vendor (faults: {inline(named)}), not a real deployment.")
+    if totals.get("reused"):
+        notes.append(f"**Resumed:** {totals['reused']} of {totals.get('items', 0)} items reused from the "
+                     "journal of an earlier run of the same target and settings.")
+    if totals.get("errors", {}).get("internal"):
+        notes.append(f"**kvv internal errors:** {totals['errors']['internal']} — a bug in kvv, not the vendor's "
+                     "fault; the tracebacks are in `journal.jsonl`.")
+    notes += [inline(note, 500) for note in results.get("notes") or []]
+    return notes
 
 
 def _verdict_counts(checks: list[dict]) -> str:
@@ -152,6 +176,11 @@ def _table(results: dict) -> str:
         return "_No checks ran._"
     headers = ["check", "verdict", "passed/n", "metric [bounds]", "errors", "detects"]
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def _not_run(results: dict) -> str:
+    rows = [f"- {code(c['id'])}: {inline(c.get('reason', ''), 500)}" for c in results.get("not_run", [])]
+    return "**Not run**\n\n" + "\n".join(rows) if rows else ""
 
 
 def _failing(results: dict) -> list[dict]:
@@ -190,7 +219,9 @@ def _finding(check: dict) -> str:
     if check.get("details"):
         parts.append(_measurements(check["details"]))
     bad = bad_items(check)
-    if bad:
+    if check.get("common_failure"):
+        parts.append(f"Every item ({len(bad)}): {inline(check['common_failure'], 1000)}")
+    elif bad:
         lines = [f"- **{i.get('verdict', '?')}** {inline(i['id'])}: {inline(i.get('message', ''))}"
                  for i in bad[:FAILING_ITEMS_SHOWN]]
         if len(bad) > FAILING_ITEMS_SHOWN:

@@ -9,7 +9,7 @@ from typing import Mapping
 from tabulate import tabulate
 
 from ..verdict import ERROR, FAIL, INCONCLUSIVE, PASS
-from .markdown import bad_items, errors_text, first_bad, host, metric_text
+from .markdown import bad_items, errors_text, first_bad, host, metric_text, run_notes
 
 COLORS = {PASS: "32", FAIL: "31", ERROR: "35", INCONCLUSIVE: "33"}   # ANSI green red magenta yellow
 MARKS = {FAIL: "✗", ERROR: "!", INCONCLUSIVE: "?"}
@@ -26,8 +26,9 @@ def render(results: dict, *, color: bool = False, paths: Mapping[str, Path] | No
         return f"\x1b[{COLORS[verdict]}m{text}\x1b[0m" if color and verdict in COLORS else text
 
     target = results.get("target", {})
+    where = "kvv's simulated vendor" if target.get("simulated") else host(target.get("base_url"))
     lines = [_clean(f"kvv {results.get('kvv_version', '?')} · {results.get('suite', '?')} · "
-                    f"{target.get('model', '?')} at {host(target.get('base_url'))} · "
+                    f"{target.get('model', '?')} at {where} · "
                     f"profile {target.get('profile', '?')} · think mode {target.get('think_mode', '?')}"),
              ""]
     rows = [[_clean(c["id"]), paint(c.get("verdict", ""), c.get("verdict", "?").upper()),
@@ -37,14 +38,22 @@ def render(results: dict, *, color: bool = False, paths: Mapping[str, Path] | No
     if rows:
         lines += [tabulate(rows, headers=["check", "verdict", "passed", "metric", "errors"],
                            tablefmt="simple", disable_numparse=True), ""]
+    not_run = [_clean(f"- {c['id']}: not run: {c.get('reason', '')}")[:REASON_WIDTH]
+               for c in results.get("not_run", [])]
+    if not_run:
+        lines += not_run + [""]
     reasons = [_reason(c) for c in results.get("checks", []) if c.get("verdict") != PASS]
     if reasons:
         lines += reasons + [""]
+    notes = [_clean(re.sub(r"[*`\\]", "", note)) for note in run_notes(results)]
+    if notes:
+        lines += notes + [""]
     totals = results.get("totals", {})
     verdict = results.get("verdict", ERROR)
+    reused = f" ({totals['reused']} reused)" if totals.get("reused") else ""
     lines.append(f"{paint(verdict, verdict.upper())} (exit {results.get('exit_code', '?')}) · "
-                 f"{len(results.get('checks', []))} checks · {totals.get('requests', 0)} requests · "
-                 f"{results.get('duration_s', 0):.1f} s")
+                 f"{len(results.get('checks', []))} checks · {totals.get('items', 0)} items{reused} · "
+                 f"{totals.get('requests', 0)} requests · {results.get('duration_s', 0):.1f} s")
     for name, path in (paths or {}).items():
         lines.append(f"{name}: {path}")
     return "\n".join(lines) + "\n"
@@ -53,7 +62,9 @@ def render(results: dict, *, color: bool = False, paths: Mapping[str, Path] | No
 def _reason(check: dict) -> str:
     """`✗ id: first bad item: its message (+N more)`, on one line."""
     bad = bad_items(check)
-    if bad:
+    if check.get("common_failure"):
+        why = f"every item ({len(bad)}): {check['common_failure']}"
+    elif bad:
         why = first_bad(bad)
         if len(bad) > 1:
             why += f" (+{len(bad) - 1} more)"
