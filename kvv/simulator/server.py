@@ -43,7 +43,7 @@ from .instances import invalid_instance
 from .rejection import Rejected
 from .response_format import compact_json, json_content, response_format
 from .text import Answer, ToolCall, answer, fixed_reply, words
-from .tokenizer import TEMPLATE_ID, TOKENIZER_ID, pieces, prompt_tokens
+from .tokenizer import DEFAULT, TOKENIZERS
 from .tools import Tool, ToolChoice, declared_tools, tool_choice
 from .workflows import Step, next_step, task_for
 
@@ -101,13 +101,18 @@ class Simulator:
     """A healthy deployment of `profile`, with the named faults switched on.
 
     `workflows` is a tool-workflows YAML whose tasks the model plays (default: kvv's own).
+    `tokenizer` names the tokenizer and chat template it counts with (tokenizer.TOKENIZERS).
     `stats` is a snapshot: {"requests": n, "statuses": {status: n}, "faults": {name: n}},
     where a fault counts each time it changed an answer.
     """
 
     def __init__(self, profile: Profile, faults: dict[str, FaultValue] | None = None, *,
                  seed: int = 0, host: str = "127.0.0.1", port: int = 0,
-                 api_key: str | None = None, retry_after: float = 1.0, workflows: str | None = None):
+                 api_key: str | None = None, retry_after: float = 1.0, workflows: str | None = None,
+                 tokenizer: str = DEFAULT.id):
+        if tokenizer not in TOKENIZERS:
+            raise ValueError(f"unknown tokenizer {tokenizer!r}; expected one of {', '.join(TOKENIZERS)}")
+        self.tokenizer = TOKENIZERS[tokenizer]
         self.profile = profile
         self.faults = resolve_faults(faults or {})
         self.seed = seed
@@ -128,7 +133,7 @@ class Simulator:
     @property
     def identity(self) -> dict[str, str]:
         """What this simulator is, as far as references care: its tokenizer and chat template."""
-        return {"tokenizer": TOKENIZER_ID, "template": TEMPLATE_ID}
+        return self.tokenizer.identity
 
     @property
     def identity_header(self) -> str:
@@ -307,8 +312,8 @@ class Simulator:
         scale = reasoning_scale(request.effort, self._effort_levels) if request.effort else 1
         choices = []
         for index in range(body.get("n") or 1):
-            full = answer(self.seed, body["messages"], index, thinking=request.mode == "thinking",
-                          reasoning_scale=scale, content=turn.content, calls=turn.calls)
+            full = self._in_tokens(answer(self.seed, body["messages"], index, thinking=request.mode == "thinking",
+                                          reasoning_scale=scale, content=turn.content, calls=turn.calls))
             if limit is not None and len(full) > limit:
                 if "max-tokens-ignored" not in self.faults:
                     choices.append((full.truncated(limit), "length"))
@@ -316,6 +321,15 @@ class Simulator:
                 self._injected("max-tokens-ignored")
             choices.append((full, self._finish_reason(full)))
         return choices
+
+    def _in_tokens(self, full: Answer) -> Answer:
+        """The answer's text cut into this simulator's tokens (the model writes in the default
+        tokenizer's), so truncation at max_tokens and completion_tokens count by its own rule.
+        Tool-call arguments are cut by `_tool_calls` already."""
+        if self.tokenizer is DEFAULT:
+            return full
+        cut = self.tokenizer.pieces
+        return Answer(cut("".join(full.reasoning)), cut("".join(full.content)), full.calls)
 
     def _turn(self, request: _Request, key: _DrawKey) -> _Turn:
         messages = request.body["messages"]
@@ -363,7 +377,7 @@ class Simulator:
                     applied.add("tool-args-invalid")
                 except ValueError:        # the schema takes anything: nothing to break
                     pass
-            emitted = pieces(compact_json(arguments))
+            emitted = self.tokenizer.pieces(compact_json(arguments))
             if broken:
                 emitted = _broken(emitted)
                 applied.add("tool-args-broken-json")
@@ -390,7 +404,7 @@ class Simulator:
     # -- stage: usage ------------------------------------------------------------------------
 
     def _usage(self, request: _Request, choices: list[tuple[Answer, str]]) -> dict[str, int]:
-        prompt = prompt_tokens(request.body)
+        prompt = self.tokenizer.prompt_tokens(request.body)
         completion = sum(len(choice) for choice, _ in choices)
         reported_prompt = prompt
         if "usage-off" in self.faults:
