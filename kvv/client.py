@@ -3,6 +3,18 @@
 Every call returns an `Exchange`. HTTP errors, broken streams and malformed bodies are data
 for checks to judge, never exceptions; transient failures are retried with capped, jittered
 backoff. The API key goes out in one header and is scrubbed from everything that comes back.
+
+Two clocks bound an attempt: `timeout` is the longest gap between bytes (httpx's read timeout),
+and a per-request deadline bounds the whole attempt, connect to last byte, so a server that
+drips one byte at a time cannot hold a request for ever (`request_deadline`, `deadline_for`).
+
+A body that breaks off is retried like a reset connection, and becomes a `protocol` finding only
+when every attempt breaks. "Breaks off" means the transport failed mid-body (a chunked or
+Content-Length body cut short, a reset): the server did not finish what it started. A stream the
+server ended cleanly (final chunk sent) without `data: [DONE]` is the server's own doing, a
+finding at once. A body with no framing at all (neither chunked nor Content-Length) ends only
+when the connection closes, so a stream there without [DONE] may be a dropped connection: it is
+retried like one.
 """
 
 from __future__ import annotations
@@ -11,10 +23,10 @@ import asyncio
 import email.utils
 import ipaddress
 import json
+import math
 import random
 import re
 import time
-from datetime import datetime, timezone
 from typing import Any, Callable
 
 import httpx
@@ -29,6 +41,15 @@ EXCERPT_CHARS = 2000  # Exchange.body_excerpt
 ATTEMPT_EXCERPT_CHARS = 300  # on_attempt info, which the runner journals
 
 OnAttempt = Callable[[dict[str, Any]], None]
+
+# The default per-request deadline (request_deadline=None): a floor for queueing, connecting and
+# the first token, plus an allowance per token the request may generate, at a rate slower than
+# any honest serving stack (10 tokens/s), capped. The floor is never below `timeout`: a first
+# byte that --timeout allows is never cut by the deadline.
+DEADLINE_FLOOR_S = 60.0
+DEADLINE_PER_TOKEN_S = 0.1
+DEADLINE_UNCAPPED_TOKENS = 4096  # a request without max_tokens is allowed this many
+DEADLINE_CAP_S = 1800.0
 
 
 class Client:
@@ -48,7 +69,12 @@ class Client:
         allow_insecure_http: bool = False,
         transport: httpx.AsyncBaseTransport | None = None,
         max_connections: int = 64,
+        request_deadline: float | None = None,
+        deadline: float | None = None,
     ):
+        """`request_deadline`: seconds for one attempt, connect to last byte, for every request;
+        None derives it from each request (`deadline_for`). `deadline`: a `time.monotonic()`
+        instant (the run's end) that no wait before a retry may pass."""
         self.base_url = base_url.rstrip("/")
         self.url = _endpoint(self.base_url, allow_insecure_http)
         self.max_retries = max_retries
@@ -56,6 +82,9 @@ class Client:
         self.backoff_cap = backoff_cap
         self.retry_after_cap = retry_after_cap
         self.max_body_bytes = max_body_bytes
+        self.timeout = timeout
+        self.request_deadline = request_deadline
+        self.deadline = deadline
         self._redactor = Redactor(api_key)
         self._sends_key = bool(api_key)
         # Bytes kept for the excerpt: enough for EXCERPT_CHARS of 4-byte UTF-8 plus a whole
@@ -95,14 +124,21 @@ class Client:
         content = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
         stream = body.get("stream") is True
         last_attempt = 1 + (self.max_retries if retry else 0)
-        attempt = 0
+        request_deadline = self.deadline_for(body)
+        attempt = broken = 0
         while True:
             attempt += 1
-            exchange, retry_after = await self._attempt(body, content, stream)
+            exchange, retry_after, broke = await self._attempt(body, content, stream, request_deadline)
             exchange.attempts = attempt
+            broken += broke
             retry_in = None
-            if attempt < last_attempt and exchange.error in TRANSIENT_CLASSES:
+            # A body that broke off is retried like a reset connection: one break is no finding.
+            if attempt < last_attempt and (exchange.error in TRANSIENT_CLASSES or broke):
                 retry_in = retry_after if retry_after is not None else self._backoff(attempt)
+                if self.deadline is not None and time.monotonic() + retry_in > self.deadline:
+                    retry_in = None  # the run ends before the wait would: the exchange stands
+            if retry_in is None and broke and attempt > 1:
+                exchange.error_detail += f" ({broken} of {attempt} attempts broke off)"
             if on_attempt is not None:
                 on_attempt(
                     {
@@ -125,17 +161,24 @@ class Client:
         Failures are classified like a chat attempt's; the parsed JSON body, if any, is `error_body`
         for a non-2xx status and also for a 2xx one (there are no choices to parse)."""
         exchange = Exchange(request={"method": "GET", "path": path})
+        # No tokens to generate: the deadline's floor (or --request-deadline) is all it gets.
+        deadline = self.request_deadline
+        if deadline is None:
+            deadline = max(DEADLINE_FLOOR_S, self.timeout)
         started = time.monotonic()
         try:
-            async with self._http.stream("GET", self.base_url + path) as response:
-                exchange.status = response.status_code
-                exchange.headers = {k.lower(): self._redactor.text(v) for k, v in response.headers.items()}
-                raw = await self._read_body(response, exchange)
+            async with asyncio.timeout(deadline):
+                async with self._http.stream("GET", self.base_url + path) as response:
+                    exchange.status = response.status_code
+                    exchange.headers = {k.lower(): self._redactor.text(v) for k, v in response.headers.items()}
+                    raw = await self._read_body(response, exchange)
             if raw is not None:
                 try:
                     exchange.error_body = self._redactor.obj(json.loads(raw))
                 except (ValueError, RecursionError):
                     pass
+        except TimeoutError:  # asyncio.timeout's: the deadline passed
+            _fail(exchange, "timeout", _deadline_passed(deadline, started))
         except httpx.TimeoutException as exc:
             _fail(exchange, "timeout", f"timed out: {_describe(exc)}")
         except httpx.HTTPError as exc:
@@ -157,51 +200,72 @@ class Client:
         words.append("-d '" + data.replace("'", "'\\''") + "'")
         return " ".join(words)
 
+    def deadline_for(self, body: dict[str, Any]) -> float:
+        """Seconds one attempt of `body` may take in all: `request_deadline`, or derived.
+
+        Derived: max(60 s, timeout) + 0.1 s per token of max_tokens (or max_completion_tokens,
+        the larger; 4096 when neither is a positive integer), at most max(1800 s, that floor).
+        """
+        if self.request_deadline is not None:
+            return self.request_deadline
+        caps = [body.get(key) for key in ("max_tokens", "max_completion_tokens")]
+        caps = [c for c in caps if isinstance(c, int) and not isinstance(c, bool) and c > 0]
+        tokens = min(max(caps, default=DEADLINE_UNCAPPED_TOKENS), 10**7)  # 10**400 stays an int
+        floor = max(DEADLINE_FLOOR_S, self.timeout)
+        return min(floor + DEADLINE_PER_TOKEN_S * tokens, max(DEADLINE_CAP_S, floor))
+
     def _backoff(self, attempt: int) -> float:
         """Full jitter (AWS style): uniform over a window that doubles per retry, capped."""
         return random.uniform(0, min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1)))
 
     async def _attempt(
-        self, body: dict[str, Any], content: bytes, stream: bool
-    ) -> tuple[Exchange, float | None]:
-        """One HTTP attempt, its failure classified; also the server's Retry-After, if any."""
+        self, body: dict[str, Any], content: bytes, stream: bool, request_deadline: float
+    ) -> tuple[Exchange, float | None, bool]:
+        """One HTTP attempt, its failure classified; also the server's Retry-After, if any,
+        and whether the body broke off (a finding only if it keeps happening)."""
         exchange = Exchange(request=body, stream=stream)
         retry_after = None
-        responded = False
+        responded = broke = False
         started = time.monotonic()
         try:
-            async with self._http.stream("POST", self.url, content=content) as response:
-                responded = True
-                exchange.status = response.status_code
-                exchange.headers = {k.lower(): self._redactor.text(v) for k, v in response.headers.items()}
-                retry_after = self._retry_after(response)
-                await self._read(response, exchange)
+            # The deadline covers connect, headers and the whole body: --timeout alone only
+            # bounds the gap between bytes, which a slow drip never exceeds.
+            async with asyncio.timeout(request_deadline):
+                async with self._http.stream("POST", self.url, content=content) as response:
+                    responded = True
+                    exchange.status = response.status_code
+                    exchange.headers = {k.lower(): self._redactor.text(v) for k, v in response.headers.items()}
+                    retry_after = self._retry_after(response)
+                    broke = await self._read(response, exchange)
+        except TimeoutError:  # asyncio.timeout's: the deadline passed (httpx's are not TimeoutError)
+            _fail(exchange, "timeout", _deadline_passed(request_deadline, started))
         except httpx.TimeoutException as exc:
             _fail(exchange, "timeout", f"timed out: {_describe(exc)}")
         except httpx.DecodingError as exc:
             _fail(exchange, "bad_response", f"response body could not be decoded: {_describe(exc)}")
         except httpx.HTTPError as exc:
-            if responded:  # the vendor broke a response it had started: a finding
+            if responded:  # the vendor broke a response it had started: retried, then a finding
                 _fail(exchange, "protocol", f"response broke off mid-body: {_describe(exc)}")
+                broke = True
             else:
                 _fail(exchange, "connection", f"no response: {_describe(exc)}")
         exchange.latency_s = time.monotonic() - started
         self._scrub(exchange)
-        return exchange, retry_after
+        return exchange, retry_after, broke
 
-    async def _read(self, response: httpx.Response, exchange: Exchange) -> None:
+    async def _read(self, response: httpx.Response, exchange: Exchange) -> bool:
+        """Fill `exchange` from the response; True if the body may have been cut in transit."""
         status = response.status_code
         if 300 <= status < 400:
             _fail(exchange, "bad_response", f"redirect to {self._redirect_host(response)} not followed")
-            return
+            return False
         content_type = response.headers.get("content-type", "")
         is_json = "json" in content_type.split(";")[0].lower()
         if exchange.stream and 200 <= status < 300 and not is_json:
-            await self._read_stream(response, exchange)
-            return
+            return await self._read_stream(response, exchange)
         raw = await self._read_body(response, exchange)
         if raw is None:
-            return
+            return False
         try:
             # Masked before anything reads it, so no message cut below can leave part of a key.
             parsed, not_json = self._redactor.obj(json.loads(raw)), None
@@ -213,15 +277,16 @@ class Client:
             exchange.error = "rate_limit" if status == 429 else "server_error" if status >= 500 else None
             said = _error_message(parsed) or exchange.body_excerpt[:200]
             exchange.error_detail = f"HTTP {status}: {said}"
-            return
+            return False
         if not_json is not None:
             kind = content_type or "no content-type"
             _fail(exchange, "bad_response", f"body is not JSON ({kind}): {_describe(not_json)}")
-            return
+            return False
         try:
             exchange.choices, exchange.usage, exchange.usage_location = sse.parse_completion(parsed)
         except sse.BodyError as exc:
             _fail(exchange, exc.error, str(exc))
+        return False
 
     async def _read_body(self, response: httpx.Response, exchange: Exchange) -> bytes | None:
         """The whole body, or None (and `bad_response`) once it passes the cap."""
@@ -236,8 +301,9 @@ class Client:
         finally:
             exchange.body_excerpt = self._excerpt(body[: self._head_bytes])
 
-    async def _read_stream(self, response: httpx.Response, exchange: Exchange) -> None:
-        """Assemble SSE as it arrives, keeping only the excerpt and the message text."""
+    async def _read_stream(self, response: httpx.Response, exchange: Exchange) -> bool:
+        """Assemble SSE as it arrives, keeping only the excerpt and the message text.
+        True if it ended early where that end cannot be told from a dropped connection."""
         decoder, assembler = sse.EventDecoder(), sse.StreamAssembler()
         head = bytearray()
         size = 0
@@ -248,18 +314,24 @@ class Client:
                     head += chunk[: self._head_bytes - len(head)]
                 if size > self.max_body_bytes:
                     _fail(exchange, "bad_response", self._too_big())
-                    return
+                    return False
                 for data in decoder.feed(chunk):
                     assembler.add(self._redactor.text(data))  # masked before a message cuts it
                 if assembler.done:
-                    return
-            for data in decoder.close():
-                assembler.add(self._redactor.text(data))
+                    break
+            else:
+                for data in decoder.close():
+                    assembler.add(self._redactor.text(data))
             if not assembler.done:
                 detail = f"stream ended without [DONE] after {assembler.chunks} events"
                 _fail(exchange, "protocol", detail)
+                return not _framed(response)
+            if problem := assembler.unusable():
+                _fail(exchange, "bad_response", problem)
+            return False
         except sse.BodyError as exc:
             _fail(exchange, exc.error, str(exc))
+            return False
         finally:  # also when the connection breaks: what arrived is evidence
             exchange.body_excerpt = self._excerpt(head)
             exchange.choices = assembler.choices()
@@ -267,21 +339,12 @@ class Client:
             exchange.chunks, exchange.done = assembler.chunks, assembler.done
 
     def _retry_after(self, response: httpx.Response) -> float | None:
-        """Seconds a 429/503 asks us to wait (delta-seconds or HTTP-date), capped."""
-        value = response.headers.get("retry-after", "").strip()
-        if response.status_code not in (429, 503) or not value:
+        """Seconds a 429/503 asks us to wait, clamped to [0, retry_after_cap]; None (our own
+        backoff) when there is no usable Retry-After."""
+        if response.status_code not in (429, 503):
             return None
-        if re.fullmatch(r"\d+(\.\d+)?", value):
-            seconds = float(value)
-        else:
-            try:
-                when = email.utils.parsedate_to_datetime(value)
-            except (TypeError, ValueError):
-                return None
-            if when.tzinfo is None:
-                when = when.replace(tzinfo=timezone.utc)
-            seconds = (when - datetime.now(timezone.utc)).total_seconds()
-        return min(max(seconds, 0.0), self.retry_after_cap)
+        seconds = retry_after_seconds(response.headers.get("retry-after", ""), time.time())
+        return None if seconds is None else min(max(seconds, 0.0), self.retry_after_cap)
 
     def _too_big(self) -> str:
         return f"response body exceeds {self.max_body_bytes} bytes"
@@ -322,6 +385,45 @@ class Client:
             return response.url.join(location).host or repr(location[:100])
         except httpx.InvalidURL:
             return repr(location[:100])
+
+
+def retry_after_seconds(value: str, now: float) -> float | None:
+    """Seconds a Retry-After value asks for at epoch time `now`: delta-seconds or an HTTP-date.
+
+    Never raises: a number too big for a float is inf, a well-formed date past year 9999 is inf
+    (later than datetime can count); a past date is negative; anything else (garbage, a
+    negative number, non-ASCII, empty) is None. The caller clamps.
+    """
+    value = value.strip()
+    if re.fullmatch(r"\d+(\.\d+)?", value, re.ASCII):
+        return float(value)  # 400 digits give inf, not OverflowError (float, unlike int, saturates)
+    try:
+        parts = email.utils.parsedate_tz(value)
+    except (TypeError, ValueError, IndexError, OverflowError):  # its parser has raised on odd input
+        return None
+    if parts is None:
+        return None
+    if parts[0] > 9999:
+        return math.inf
+    if parts[9] is None:  # no zone: HTTP-dates are GMT
+        parts = parts[:9] + (0,)
+    try:
+        return email.utils.mktime_tz(parts) - now
+    except (ValueError, OverflowError):
+        return None
+
+
+def _framed(response: httpx.Response) -> bool:
+    """Whether the body's end is marked (chunked or Content-Length), so a clean end is the
+    server's own; without framing only the connection's close ends it."""
+    if not response.http_version.startswith("HTTP/1"):
+        return True  # HTTP/2 and later frame every body
+    headers = response.headers
+    return "chunked" in headers.get("transfer-encoding", "").lower() or "content-length" in headers
+
+
+def _deadline_passed(deadline: float, started: float) -> str:
+    return f"request deadline of {deadline:g} s exceeded after {time.monotonic() - started:.1f} s"
 
 
 def _endpoint(base_url: str, allow_insecure_http: bool) -> str:
@@ -370,4 +472,11 @@ def _fail(exchange: Exchange, error: str, detail: str) -> None:
 
 def _describe(exc: BaseException) -> str:
     # Several httpx exceptions have an empty message; the class name still says what happened.
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    # "All connection attempts failed" hides why; the operating system's error at the root says it.
+    root = exc
+    while (root.__cause__ or root.__context__) is not None:
+        root = root.__cause__ or root.__context__
+    if root is not exc and isinstance(root, OSError) and str(root) not in text:
+        text += f" ({type(root).__name__}: {root})"
+    return text

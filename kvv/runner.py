@@ -212,7 +212,7 @@ class _Run:
         for check in checks:
             check["config_line"] = self.settings.config_lines.get(check["id"])
         ran = {c["id"] for c in checks}
-        not_run = [{"id": p.check.id, "title": p.check.title, "reason": "the run stopped before this check"}
+        not_run = [{"id": p.check.id, "title": p.check.title, "reason": "the run stopped first"}
                    for p in self.plan.checks if p.check.id not in ran]
         not_run += [{"id": check_id, "title": _title(check_id), "reason": why}
                     for check_id, why in self.plan.skipped.items()]

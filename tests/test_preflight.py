@@ -71,15 +71,20 @@ def test_temperature_fault_on_k25(kvv, simulator):
     assert {i["id"] for i in failing} == {"reject temperature=0.5 [thinking]", "reject temperature=0.5 [non-thinking]"}
 
 
-def test_500_instead_of_400_is_never_a_pass(kvv, simulator):
+def test_500_instead_of_400_is_a_finding(kvv, simulator):
+    """A wrong value that draws a 5xx on every retry, while a valid request is answered: fail."""
     run = run_against(kvv, simulator("kimi-k3", "status-500-instead-of-400"), "--max-retries", "1")
-    assert run.exit_code == 3, run.output
-    assert run.results["verdict"] == "error"
+    assert run.exit_code == 1, run.output
+    assert run.results["verdict"] == "fail"
     for check_id in PARAM_CHECKS:
         check = run.check(check_id)
-        assert check["verdict"] == "error"
+        assert check["verdict"] == "fail"
         rejects = [i for i in check["items"] if i["id"].startswith("reject")]
-        assert rejects and all(i["verdict"] == "error" for i in rejects)
+        assert rejects and all(i["verdict"] == "fail" for i in rejects)
+        assert all("answered HTTP 500 on every one of 2 attempts where the contract requires a rejection"
+                   in i["message"] for i in rejects)
+        assert all(i["requests"] == 2 for i in rejects)        # its own request, then the valid control
+        assert all(i["verdict"] == "pass" for i in check["items"] if i["id"].startswith("accept"))
         assert check["errors"]["server_error"] > 0
     assert run.results["totals"]["errors"]["server_error"] >= 2 * 14   # 14 reject items, 2 attempts each
 

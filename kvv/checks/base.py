@@ -20,6 +20,7 @@ PROMPT = "Say 'OK' and nothing else."
 STREAM = {"stream": True, "stream_options": {"include_usage": True}}
 # For checks that need an answer longer than a few tokens.
 LONG_PROMPT = "Write the numbers from 1 to 100 in words, separated by commas."
+CONTROL_MAX_TOKENS = 16
 
 class NotApplicable(Exception):
     """Raised by a check's `build` when it cannot judge this target: the message says why and,
@@ -57,6 +58,10 @@ class Item:
     # What the judge compares the answers against (expected values, reference answers), as
     # JSON-able data: part of the digest, so --resume never reuses a verdict whose yardstick changed.
     expects: Any = None
+    # Items that expect a rejection: a valid request to send when theirs draws a 5xx on every
+    # retry. If that one is answered, the 5xx was the endpoint's answer to the invalid value
+    # (a finding); if not, the endpoint is down (infrastructure).
+    control: dict[str, Any] | None = None
 
     @property
     def digest(self) -> str:
@@ -72,11 +77,22 @@ class Item:
         for body in self.requests:
             ex = await send(body)
             exchanges.append(ex)
+            if self.control is not None and ex.error == "server_error":
+                return await self._server_error_instead_of_rejection(send, ex)
             problem = unusable(ex)
             if problem is not None:
                 return problem
         assert self.judge is not None
         return self.judge(exchanges)
+
+
+    async def _server_error_instead_of_rejection(self, send: Send, ex: Exchange) -> Outcome:
+        control = await send(self.control)
+        if not control.ok:
+            return transport_problem(ex)
+        return Outcome(FAIL, f"answered HTTP {ex.status} on every one of {ex.attempts} attempts where the contract "
+                             f"requires a rejection (HTTP 400), while a valid request sent right after was answered "
+                             f"HTTP {control.status}", ex)
 
 
 @dataclass
@@ -98,6 +114,10 @@ class Context:
         if self.think_mode == "none":
             return (self.profile.default_mode,)
         return self.profile.modes
+
+    def control(self, mode: str) -> dict[str, Any]:
+        """The valid request a rejection item sends when its own drew only 5xx (Item.control)."""
+        return self.body(mode, max_tokens=CONTROL_MAX_TOKENS)
 
     def body(self, mode: str, prompt: str = PROMPT, **fields: Any) -> dict[str, Any]:
         """A minimal request in `mode`, plus `fields`."""

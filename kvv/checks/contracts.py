@@ -4,7 +4,8 @@ Each check reads its cases from kvv/data/contracts/<check id>.yaml (or the `case
 a request body, the profile features it needs, and the expectations its answer must meet.
 Every case runs non-streamed and streamed, because vendors often validate or render the two
 paths differently. A rejection must be exactly HTTP 400 (or another status the profile's
-rejection-statuses name); a 5xx or timeout is an infrastructure error, never a pass.
+rejection-statuses name); a 5xx on every retry while a valid request is answered is a finding, a
+timeout or an endpoint that answers nothing is an infrastructure error, never a pass.
 """
 
 from __future__ import annotations
@@ -260,9 +261,10 @@ def _items(check_id: str, feature: str):
             own = any(name in request for name in THINKING_FIELDS)
             body = {"model": ctx.model, **({} if own else thinking), **request}
             judge = _judge(case["expect"], rejections)
+            control = ctx.control(profile.default_mode) if case["expect"]["status"] == 400 else None
             for label, extra in STREAM_MODES.items():
                 items.append(Item(f"{case['id']} [{label}]", [{**body, **extra}], judge, profile.default_mode,
-                                  request.get("max_tokens")))
+                                  request.get("max_tokens"), control=control))
         return items
     return build
 

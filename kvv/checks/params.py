@@ -2,7 +2,9 @@
 rejected, with the status the profile names (400), at the wrong ones.
 
 One check per parameter the profile pins, so a report names the parameter that broke.
-A rejection of any other kind (5xx, timeout) is an infrastructure error, never a pass.
+A rejection of any other kind is never a pass: a 5xx on every retry while a valid request is
+answered is a finding (the invalid value crashes the server, and clients retry it); a timeout, or
+a 5xx for the valid request too, is an infrastructure error.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def _items(ctx: Context, parameter: str) -> list[Item]:
             body = ctx.body(mode, **{parameter: value}, max_tokens=cap)
             items.append(Item(f"reject {parameter}={value} [{mode}]", [body],
                               _rejects(parameter, value, ctx.profile.rejection_statuses), mode,
-                              token_ceiling=cap * _choices(parameter, value)))
+                              token_ceiling=cap * _choices(parameter, value), control=ctx.control(mode)))
     return items
 
 

@@ -178,8 +178,16 @@ def _table(results: dict) -> str:
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
 
+def not_run_groups(results: dict) -> list[tuple[list[str], str]]:
+    """([check ids], reason) for the checks that did not run, one entry per reason, in order."""
+    groups: dict[str, list[str]] = {}
+    for check in results.get("not_run", []):
+        groups.setdefault(check.get("reason", ""), []).append(check["id"])
+    return [(ids, reason) for reason, ids in groups.items()]
+
+
 def _not_run(results: dict) -> str:
-    rows = [f"- {code(c['id'])}: {inline(c.get('reason', ''), 500)}" for c in results.get("not_run", [])]
+    rows = [f"- {', '.join(code(i) for i in ids)}: {inline(reason, 500)}" for ids, reason in not_run_groups(results)]
     return "**Not run**\n\n" + "\n".join(rows) if rows else ""
 
 

@@ -9,7 +9,7 @@ from typing import Mapping
 from tabulate import tabulate
 
 from ..verdict import ERROR, FAIL, INCONCLUSIVE, PASS
-from .markdown import bad_items, errors_text, first_bad, host, metric_text, run_notes
+from .markdown import bad_items, errors_text, first_bad, host, metric_text, not_run_groups, run_notes
 
 COLORS = {PASS: "32", FAIL: "31", ERROR: "35", INCONCLUSIVE: "33"}   # ANSI green red magenta yellow
 MARKS = {FAIL: "✗", ERROR: "!", INCONCLUSIVE: "?"}
@@ -38,8 +38,7 @@ def render(results: dict, *, color: bool = False, paths: Mapping[str, Path] | No
     if rows:
         lines += [tabulate(rows, headers=["check", "verdict", "passed", "metric", "errors"],
                            tablefmt="simple", disable_numparse=True), ""]
-    not_run = [_clean(f"- {c['id']}: not run: {c.get('reason', '')}")[:REASON_WIDTH]
-               for c in results.get("not_run", [])]
+    not_run = [_clean(f"- not run: {_ids(ids)}: {reason}") for ids, reason in not_run_groups(results)]
     if not_run:
         lines += not_run + [""]
     reasons = [_reason(c) for c in results.get("checks", []) if c.get("verdict") != PASS]
@@ -72,6 +71,10 @@ def _reason(check: dict) -> str:
         why = f"{check.get('verdict')}: {metric_text(check.get('metric'))}"
     line = _clean(f"{MARKS.get(check.get('verdict'), '?')} {check['id']}: {why}")
     return line if len(line) <= REASON_WIDTH else line[:REASON_WIDTH - 1] + "…"
+
+
+def _ids(ids: list[str]) -> str:
+    return ", ".join(ids) if len(ids) <= 4 else f"{len(ids)} checks ({', '.join(ids[:3])}, …)"
 
 
 def _clean(text: str) -> str:
