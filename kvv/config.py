@@ -37,6 +37,7 @@ class Settings:
     skip: list[str] = field(default_factory=list)
     concurrency: int = 4
     timeout: float = 120.0
+    request_deadline: float | None = None  # None: derived per request (client.Client.deadline_for)
     max_retries: int = 4
     output_dir: str = "kvv-out"
     fail_on: str = "fail"
