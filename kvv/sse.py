@@ -16,6 +16,7 @@ from .exchange import Choice, Message
 
 DONE = "[DONE]"
 
+_BOM = b"\xef\xbb\xbf"  # UTF-8 byte order mark; the SSE spec ignores one at the stream's start
 _LINE_END = re.compile(rb"\r\n|\r|\n")
 
 
@@ -34,11 +35,23 @@ class EventDecoder:
         self._line: list[bytes] = []  # pieces of the unterminated line, joined once it ends
         self._data: list[str] = []  # `data:` lines of the event being built
         self._after_cr = False  # last chunk ended in "\r": a leading "\n" completes it
+        # The stream's first bytes while they may still be a BOM (one can arrive split across
+        # chunks); None once the start is settled.
+        self._start: bytes | None = b""
 
     def feed(self, chunk: bytes) -> list[str]:
         """The data of every event this chunk completes."""
         if not chunk:
             return []
+        if self._start is not None:
+            chunk, self._start = self._start + chunk, None
+            if len(chunk) < len(_BOM) and _BOM.startswith(chunk):
+                self._start = chunk  # too short to tell yet
+                return []
+            if chunk.startswith(_BOM):
+                chunk = chunk[len(_BOM) :]
+                if not chunk:
+                    return []
         if self._after_cr and chunk.startswith(b"\n"):
             chunk = chunk[1:]
         self._after_cr = False
@@ -56,6 +69,9 @@ class EventDecoder:
     def close(self) -> list[str]:
         """Flush at end of stream. Lenient: a last event missing its blank line still counts."""
         events: list[str] = []
+        if self._start:  # the stream was only part of a BOM: bytes like any others
+            self._line.append(self._start)
+            self._start = None
         if self._line:
             self._end_line(events)
         self._end_line(events)
@@ -114,6 +130,20 @@ class StreamAssembler:
     def choices(self) -> list[Choice]:
         return [self._choices[i].build(i) for i in sorted(self._choices)]
 
+    def unusable(self) -> str | None:
+        """Why a finished stream holds no answer at all, or None.
+
+        The last chunk of a stream with include_usage legitimately has `choices: []`, so an
+        empty list in one chunk says nothing; a stream is unusable only when no chunk had a
+        choice, or every choice stayed empty (`delta: null` or `{}`, a role and nothing else).
+        """
+        if not self._choices:
+            return f"2xx stream with no choices in {self.chunks} events"
+        if all(parts.empty for parts in self._choices.values()):
+            return (f"2xx stream whose choices carried nothing (no content, reasoning, tool calls "
+                    f"or finish_reason) in {self.chunks} events")
+        return None
+
     def _add_choice(self, choice: Any, where: str) -> None:
         if not isinstance(choice, dict):
             raise BodyError("bad_response", f"{where} is {_kind(choice)}, expected an object")
@@ -149,6 +179,8 @@ def parse_completion(body: Any) -> tuple[list[Choice], dict[str, Any] | None, st
         error = body.get("error")
         said = f" (body has error: {json.dumps(error, ensure_ascii=False)[:300]})" if error else ""
         raise BodyError("bad_response", f"body.choices is missing, expected an array{said}")
+    if not choices:  # nothing to judge, whatever the usage says
+        raise BodyError("bad_response", "2xx with no choices: body.choices is an empty array")
     usage, usage_location = _get(body, "usage", dict, "body"), "top"
     parsed = []
     for position, choice in enumerate(choices):
@@ -192,6 +224,12 @@ class _ChoiceParts:
         self.reasoning: list[str] = []
         self.finish_reason: str | None = None
         self.tool_calls: dict[int, dict[str, Any]] = {}
+
+    @property
+    def empty(self) -> bool:
+        """Nothing an answer is made of arrived: no text, reasoning, tool call or finish_reason."""
+        return not (any(self.content) or any(self.reasoning) or self.tool_calls
+                    or self.finish_reason is not None)
 
     def add_tool_call(self, call: Any, position: int, where: str) -> None:
         if not isinstance(call, dict):

@@ -58,6 +58,31 @@ def test_multibyte_utf8_split_across_chunks():
     assert decode(text[:8], text[8:14], text[14:]) == ["héllo ✓"]
 
 
+BOM = "\ufeff".encode()
+
+
+def test_a_bom_at_the_start_of_the_stream_is_stripped_however_it_is_split():
+    stream = BOM + b'data: {"a": 1}\n\ndata: [DONE]\n\n'
+    assert decode(stream) == ['{"a": 1}', "[DONE]"]
+    for cut in range(1, 5):  # inside the BOM, at its end, and just after
+        assert decode(stream[:cut], stream[cut:]) == ['{"a": 1}', "[DONE]"], cut
+    assert decode(*(stream[i : i + 1] for i in range(len(stream)))) == ['{"a": 1}', "[DONE]"]
+    assert decode(b"", BOM, b"", b"data: x\n\n") == ["x"]  # empty chunks change nothing
+
+
+def test_only_one_bom_and_only_at_the_very_start_is_stripped():
+    # A second BOM makes the first line's field name "\ufeffdata", which SSE ignores.
+    assert decode(BOM + BOM + b"data: a\n\ndata: b\n\n") == ["b"]
+    assert decode(b"data: a\n\n" + BOM + b"data: b\n\n") == ["a"]
+    assert decode(b"data: " + BOM + b"x\n\n") == ["\ufeffx"]
+
+
+def test_a_stream_that_is_only_part_of_a_bom_is_flushed_as_bytes_at_close():
+    decoder = EventDecoder()
+    assert decoder.feed(BOM[:2]) == []
+    assert decoder.close() == []  # a lone line with no field: nothing, and no crash
+
+
 # --- assembly ------------------------------------------------------------------------------
 
 
@@ -117,6 +142,35 @@ def test_done_stops_assembly_and_is_not_counted():
     assert a.done and a.chunks == 1
 
 
+@pytest.mark.parametrize(
+    "chunks, detail",
+    [
+        ([], "2xx stream with no choices in 0 events"),
+        ([{"choices": []}, {"choices": [], "usage": {"prompt_tokens": 1}}], "2xx stream with no choices in 2 events"),
+        ([{"choices": [{"index": 0, "delta": None}]}] * 3, "2xx stream whose choices carried nothing"),
+        ([delta(role="assistant"), delta(content=""), delta(reasoning_content="")],
+         "2xx stream whose choices carried nothing"),
+        ([delta(0), delta(1)], "2xx stream whose choices carried nothing"),
+    ],
+)
+def test_stream_with_no_answer_is_unusable(chunks, detail):
+    assert assemble(*chunks).unusable().startswith(detail)
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        [delta(content="hi"), {"choices": [], "usage": {"prompt_tokens": 1}}],  # usage-only last chunk
+        [delta(reasoning_content="hmm")],
+        [delta(tool_calls=[{"index": 0, "id": "c", "function": {"name": "f", "arguments": "{}"}}])],
+        [{"choices": [{"index": 0, "delta": None, "finish_reason": "length"}]}],  # max_tokens=0-ish
+        [delta(0), delta(1, content="one")],  # one choice with an answer is enough
+    ],
+)
+def test_stream_with_any_answer_is_usable(chunks):
+    assert assemble(*chunks).unusable() is None
+
+
 def test_non_json_event_is_protocol():
     a = StreamAssembler()
     a.add(json.dumps(delta(content="kept")))
@@ -170,6 +224,7 @@ def test_parse_completion():
         ({"id": "x"}, "body.choices is missing, expected an array"),
         ({"error": {"message": "nope"}}, "body has error"),
         ({"choices": {}}, "body.choices is an object, expected an array"),
+        ({"choices": [], "usage": {"prompt_tokens": 1}}, "2xx with no choices: body.choices is an empty array"),
         ({"choices": [{"index": 0}]}, "choices[0].message is missing"),
         ({"choices": [{"message": {"content": ["x"]}}]}, "choices[0].message.content is an array"),
         ({"choices": [{"message": {}, "finish_reason": 1}]}, "choices[0].finish_reason is a number"),
