@@ -35,6 +35,9 @@ class PlannedCheck:
 class Plan:
     checks: list[PlannedCheck]
     skipped: dict[str, str]          # check id -> why it does not run
+    # make_plan's plans are made again once the probe says what the endpoint is (which
+    # references hold depends on it); a plan put together by hand runs as it is.
+    from_settings: bool = False
 
     @property
     def requests(self) -> int:
@@ -83,7 +86,7 @@ def make_plan(settings: Settings, profile: Profile, model: str, think_mode: str,
         planned.append(PlannedCheck(check, items, context))
     if not planned:
         raise ConfigError("no check left to run", source="--only/--skip")
-    return Plan(planned, skipped)
+    return Plan(planned, skipped, from_settings=True)
 
 
 def _validate_ids(settings: Settings, known: dict[str, Check]) -> None:

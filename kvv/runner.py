@@ -185,7 +185,7 @@ class _Run:
                     return
                 self.probe_notes, self.probe_requests = found.notes, found.requests
                 journal.write("probe", ok=True, simulator=found.simulator, models=found.models, notes=found.notes)
-                if found.simulator != target.simulator:
+                if found.simulator != target.simulator and self.plan.from_settings:
                     # Which built-in references hold depends on what the endpoint is.
                     target.simulator = found.simulator
                     self.plan = plan_for(settings, target)
@@ -208,7 +208,7 @@ class _Run:
 
     def results(self, stopped: str | None = None) -> dict[str, Any]:
         stopped = stopped or self.stopped
-        checks = [r.summary() for r in self.runners]
+        checks = [r.result or r.summary() for r in self.runners]
         for check in checks:
             check["config_line"] = self.settings.config_lines.get(check["id"])
         ran = {c["id"] for c in checks}
@@ -261,10 +261,12 @@ class _CheckRun:
         self.finished: dict[int, dict[str, Any]] = {}      # position in the plan -> item record
         self.clock = time.monotonic()
         self.duration: float | None = None
+        self.result: dict[str, Any] | None = None
 
     async def run(self) -> None:
         await asyncio.gather(*(self._item(i, item) for i, item in enumerate(self.planned.items)))
         self.duration = time.monotonic() - self.clock
+        self.result = self.summary()        # while the journal is open for a crash's traceback
 
     def summary(self) -> dict[str, Any]:
         check, planned = self.planned.check, len(self.planned.items)
@@ -385,14 +387,15 @@ class _CheckRun:
         if outcome.verdict == PASS:
             return None
         ex = outcome.exchange
-        request = ex.request if ex else item.requests[0]
+        request = ex.request if ex else (item.requests[0] if item.requests else None)
+        client = self.reference if any(ex is r for r in from_reference) else self.client
         return {
             "item": item.id,
             "message": outcome.message,
             "status": ex.status if ex else None,
             "request": _shorten(request),
             "response": (ex.body_excerpt if ex else "")[:EXCERPT_CHARS],
-            "curl": (self.reference if any(ex is r for r in from_reference) else self.client).curl(request),
+            "curl": client.curl(request) if request is not None else None,
         }
 
 

@@ -14,8 +14,9 @@ from kvv.profile import load_profile
 from kvv.simulator import Simulator, parse_faults
 
 CANARY_KEY = "sk-canary-3f9c1e7a5b2d4c6e8f0a1b3c5d7e9f21"
-# Upstream's own case files, beside the repo (../shared), for proving kvv reads their formats.
-UPSTREAM_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "upstream-kvv"
+# Upstream's own case files, vendored with their MIT notice (see SOURCE.md there), for proving
+# kvv reads their formats: the tests read nothing from outside the checkout.
+UPSTREAM_DATA = Path(__file__).resolve().parent / "fixtures" / "upstream-kvv"
 
 
 @pytest.fixture
@@ -87,3 +88,18 @@ def kvv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Run]:
         return Run(result, out_dir)
 
     return invoke
+
+
+@pytest.fixture(autouse=True)
+def no_internal_errors(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[None]:
+    """Every test fails if a run it made reports a kvv internal error: a crash of kvv must never
+    pass as the vendor's outage. Tests that cause one on purpose say so with
+    @pytest.mark.internal_errors_expected."""
+    yield
+    if request.node.get_closest_marker("internal_errors_expected"):
+        return
+    for journal in tmp_path.rglob("journal.jsonl"):
+        crashes = [line for line in journal.read_text(encoding="utf-8", errors="replace").splitlines()
+                   if '"kind": "internal"' in line]
+        if crashes:
+            pytest.fail(f"kvv internal error in {journal}:\n{json.loads(crashes[0]).get('traceback')}")
