@@ -48,6 +48,7 @@ class Profile:
     stream_usage: str = "top"
     features: dict[str, Any] = field(default_factory=dict)
     thresholds: dict[str, Any] = field(default_factory=dict)
+    references: dict[str, str] = field(default_factory=dict)   # check id -> built-in reference that holds
     sources: dict[str, str] = field(default_factory=dict)
     parameter_sources: dict[str, str] = field(default_factory=dict)
     path: str = ""
@@ -121,6 +122,7 @@ def _build(data: dict[str, Any], source: str) -> Profile:
         stream_usage=data.get("stream-usage", "top"),
         features=dict(data.get("features") or {}),
         thresholds=dict(data.get("thresholds") or {}),
+        references=dict(data.get("references") or {}),
         sources=dict(data.get("sources") or {}),
         parameter_sources={k: v.get("source", "") for k, v in data.get("parameters", {}).items()},
         path=source,

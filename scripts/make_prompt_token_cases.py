@@ -1,8 +1,9 @@
-"""Recount expected_prompt_tokens in kvv's built-in prompt-token corpus.
+"""Recount expected_prompt_tokens in kvv's simulator prompt-token corpora.
 
-kvv/data/prompt-token-cases.jsonl holds the requests; their constants come from the
-simulator's tokenizer (the corpus tests kvv against its simulator; a vendor of a real model
-is judged with that model's corpus, passed with --cases). Edit or add a request there, then:
+Each prompt-tokens reference in kvv/data/references.yaml that is valid for kvv's simulator
+holds requests whose constants are that simulator tokenizer's counts (a real model's corpus,
+e.g. upstream's Kimi K3 cases, is measured on the model and never recounted here). Edit or add
+a request in such a file, then:
 
     python scripts/make_prompt_token_cases.py
 """
@@ -12,20 +13,29 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kvv.checks.prompt_tokens import BUILTIN, load_cases
-from kvv.simulator.tokenizer import prompt_tokens
+from kvv.checks.prompt_tokens import CHECK, load_cases
+from kvv.references import builtin
+from kvv.simulator.tokenizer import TOKENIZERS
 
-PATH = Path(__file__).resolve().parent.parent / "kvv" / "data" / BUILTIN
+DATA = Path(__file__).resolve().parent.parent / "kvv" / "data"
 
 
 def main() -> None:
-    lines = []
-    for case in load_cases(str(PATH)):
-        count = prompt_tokens(case["request"])
-        if count != case["expected_prompt_tokens"]:
-            print(f"{case['id']}: {case['expected_prompt_tokens']} -> {count}")
-        lines.append(json.dumps({**case, "expected_prompt_tokens": count}, ensure_ascii=False))
-    PATH.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    for reference in builtin(CHECK).values():
+        if reference.simulator is None:
+            continue
+        tokenizer = TOKENIZERS[reference.simulator["tokenizer"]]
+        if tokenizer.identity != reference.simulator:
+            raise SystemExit(f"{reference.name}: valid-for {reference.simulator} is no simulator tokenizer "
+                             f"({tokenizer.identity})")
+        path = DATA / reference.file
+        lines = []
+        for case in load_cases(str(path)):
+            count = tokenizer.prompt_tokens(case["request"])
+            if count != case["expected_prompt_tokens"]:
+                print(f"{reference.file}: {case['id']}: {case['expected_prompt_tokens']} -> {count}")
+            lines.append(json.dumps({**case, "expected_prompt_tokens": count}, ensure_ascii=False))
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -1,24 +1,25 @@
-"""prompt-tokens: the corpus format, the pass rule, and the check against the simulator over
-real loopback sockets (healthy, miscounting, without usage, with upstream's corpus)."""
+"""prompt-tokens: the corpus format, the pass rule, which corpus applies to which target, and
+the check against the simulator over real loopback sockets (healthy, miscounting, without
+usage, with upstream's corpus)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from importlib import resources
 
 import pytest
 
-from kvv.checks.base import Context
+from kvv.checks.base import Context, NotApplicable
 from kvv.checks.prompt_tokens import CHECKS, load_cases, within
 from kvv.errors import ConfigError
 from kvv.exchange import Exchange
 from kvv.profile import load_profile
-from kvv.simulator.tokenizer import prompt_tokens
+from kvv.simulator.tokenizer import DEFAULT, TOKENIZERS, prompt_tokens
 
-from conftest import UPSTREAM_DATA
-
-# Upstream's corpus is never copied into the repo; the tests that read it need the shared copy.
-UPSTREAM = UPSTREAM_DATA / "prompt-token-cases.jsonl"
-needs_upstream = pytest.mark.skipif(not UPSTREAM.is_file(), reason="upstream's prompt-token corpus not present")
+# Upstream's Kimi K3 corpus, vendored into the package (kvv/data/upstream, MIT).
+UPSTREAM = str(resources.files("kvv") / "data" / "upstream" / "kimi-k3-prompt-token-cases.jsonl")
+CHECK = CHECKS[0]
 
 
 def run_against(kvv, sim, *extra: str, profile: str = "kimi-k3"):
@@ -74,10 +75,10 @@ def test_builtin_corpus_covers_the_template_features():
     assert any(m.get("tools") for m in messages)
 
 
-@needs_upstream
 def test_upstream_corpus_reads_as_is():
-    cases = load_cases(str(UPSTREAM))
+    cases = load_cases(UPSTREAM)
     assert len(cases) == 44
+    assert all(set(c) == {"id", "description", "request", "expected_prompt_tokens"} for c in cases)
 
 
 @pytest.mark.parametrize("line,field", [
@@ -110,6 +111,60 @@ def test_bad_case_file_exits_2_naming_file_and_line(kvv, simulator, tmp_path):
     assert str(path) in run.output + run.stderr and "line 1" in run.output + run.stderr
 
 
+# -- which corpus applies --------------------------------------------------------------------------
+
+def context(profile: str, simulator: dict[str, str] | None = None, **options) -> Context:
+    return Context(f"{profile}-served", load_profile(profile), "kimi", {"cases": None, **options}, simulator=simulator)
+
+
+def case_file(tmp_path, expected: int, name: str = "cases.jsonl") -> str:
+    path = tmp_path / name
+    path.write_text(json.dumps({"id": "mine", "description": "", "expected_prompt_tokens": expected,
+                                "request": {"messages": [{"role": "user", "content": "hi"}]}}) + "\n")
+    return str(path)
+
+
+@pytest.mark.parametrize("profile", ["generic", "kimi-k2.5"])
+def test_no_corpus_for_a_real_model_without_one_is_not_applicable(profile):
+    with pytest.raises(NotApplicable) as why:
+        CHECK.build(context(profile))
+    message = str(why.value)
+    assert message.startswith(f"no prompt-token constants valid for model {profile}-served (profile {profile})")
+    assert "`--only prompt-tokens --cases FILE`" in message and "checks.prompt-tokens.cases" in message
+
+
+def test_kimi_k3_on_a_real_endpoint_plans_upstreams_44_cases():
+    items = CHECK.build(context("kimi-k3"))
+    upstream = load_cases(UPSTREAM)
+    assert [i.id for i in items] == [c["id"] for c in upstream] and len(items) == 44
+    assert [i.expects for i in items] == [{"expected": c["expected_prompt_tokens"], "slack": 3} for c in upstream]
+    assert items[0].requests[0]["model"] == "kimi-k3-served"
+
+
+def test_kvv_simulator_gets_its_own_corpus_and_another_simulator_none():
+    own = CHECK.build(context("kimi-k3", DEFAULT.identity))
+    assert [i.expects["expected"] for i in own] == [c["expected_prompt_tokens"] for c in load_cases(None)]
+    other = TOKENIZERS["kvv-chunks-1"].identity
+    with pytest.raises(NotApplicable) as why:
+        CHECK.build(context("kimi-k3", other))          # K3's upstream constants are no simulator's
+    assert "kvv's simulator (tokenizer kvv-chunks-1, template kvv-chat-2)" in str(why.value)
+    assert "--cases FILE" in str(why.value)
+
+
+@pytest.mark.parametrize("simulator", [None, DEFAULT.identity, TOKENIZERS["kvv-chunks-1"].identity])
+@pytest.mark.parametrize("profile", ["generic", "kimi-k3"])
+def test_a_users_case_file_always_applies(tmp_path, profile, simulator):
+    items = CHECK.build(context(profile, simulator, cases=case_file(tmp_path, 9)))
+    assert [(i.id, i.expects) for i in items] == [("mine", {"expected": 9, "slack": 3})]
+
+
+def test_changing_an_expected_constant_changes_the_item_digest(tmp_path):
+    def digest(expected: int, name: str) -> str:
+        return CHECK.build(context("generic", cases=case_file(tmp_path, expected, name)))[0].digest
+    assert digest(14, "a.jsonl") == digest(14, "b.jsonl")
+    assert digest(14, "a.jsonl") != digest(500, "c.jsonl")
+
+
 # -- against the simulator ----------------------------------------------------------------------
 
 @pytest.mark.parametrize("profile", ["kimi-k3", "kimi-k2.5", "generic"])
@@ -121,6 +176,19 @@ def test_healthy_vendor_passes(kvv, simulator, profile):
     assert ("dynamic-tools" in ids) == (profile == "kimi-k3")     # only K3 has the feature
     for item in check["items"]:
         assert item["data"]["delta"] == 0, item
+    reference = check["details"]["reference"]
+    assert reference["name"] == "kvv-simulator"
+    assert reference["valid_for"] == "kvv's simulator (tokenizer kvv-words-1, template kvv-chat-1)"
+
+
+def test_a_users_cases_are_named_in_the_results(kvv, simulator, tmp_path):
+    path = case_file(tmp_path, prompt_tokens({"messages": [{"role": "user", "content": "hi"}]}))
+    run = run_against(kvv, simulator("generic"), "--cases", path, profile="generic")
+    assert run.exit_code == 0, run.output
+    check = run.check("prompt-tokens")
+    assert [i["id"] for i in check["items"]] == ["mine"]
+    assert check["details"]["reference"]["file"] == path
+    assert check["details"]["reference"]["name"] == "user-supplied"
 
 
 def test_case_is_sent_raw_streamed_with_one_token(tmp_path):
@@ -164,14 +232,16 @@ def test_refused_case_is_a_fail_and_outage_an_error(kvv, simulator, tmp_path):
     refused = run_against(kvv, simulator("kimi-k3"), "--cases", str(path))
     assert refused.check("prompt-tokens")["items"][0]["verdict"] == "fail"
     assert "HTTP 400" in refused.check("prompt-tokens")["items"][0]["message"]
-    down = run_against(kvv, simulator("kimi-k3", "server-error=1"), "--max-retries", "0")
-    assert down.exit_code == 3
-    assert down.verdicts() == {"prompt-tokens": "error"}
+    # A 5xx left after retries means kvv could not judge the case: an error, never a fail.
+    item = CHECK.build(Context("kimi-k3", load_profile("kimi-k3"), "kimi", {"cases": str(path)}))[0]
+
+    async def outage(body, *, reference=False):
+        return Exchange(request=body, stream=True, status=503, error="server_error", error_detail="HTTP 503")
+    assert asyncio.run(item.execute(outage)).verdict == "error"
 
 
-@needs_upstream
 def test_upstream_corpus_is_judged_by_the_rule(kvv, simulator):
-    run = run_against(kvv, simulator("kimi-k3"), "--cases", str(UPSTREAM))
+    run = run_against(kvv, simulator("kimi-k3"), "--cases", UPSTREAM)
     check = run.check("prompt-tokens")
     assert check["n"] == 44 and check["errored"] == 0
     # The constants are Kimi's real tokenizer's, not the simulator's: most cases miss.

@@ -8,7 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from kvv.checks.toolcall_replay import confusion, f1, interval, load_requests, precision, prepare, recall
+from kvv.checks.base import Context, NotApplicable
+from kvv.checks.toolcall_replay import (CHECKS, confusion, f1, interval, load_reference, load_requests, precision,
+                                        prepare, recall)
+from kvv.profile import load_profile
+from kvv.simulator.tokenizer import DEFAULT, TOKENIZERS
 from kvv.stats import bootstrap
 
 ROWS = [(True, True)] * 3 + [(True, False)] + [(False, True)] * 2 + [(False, False)] * 4   # TP3 FP1 FN2 TN4
@@ -84,6 +88,58 @@ def test_builtin_requests_are_k2vv_shaped():
     assert len({t["function"]["name"] for b in bodies for t in b["tools"]}) >= 10
 
 
+# -- which reference applies ----------------------------------------------------------------------
+
+OPTIONS = {"requests": None, "reference": None, "temperature": 0.0, "max-tokens": 0}
+CHECK = CHECKS[0]
+
+
+def context(profile="kimi-k3", simulator=None, live=False, **options) -> Context:
+    return Context("served", load_profile(profile), "kimi", {**OPTIONS, **options}, reference=live,
+                   simulator=simulator)
+
+
+def test_kvv_simulator_is_judged_against_its_recorded_answers():
+    items = CHECK.build(context(simulator=DEFAULT.identity))
+    reference = load_reference(None, len(items))
+    assert [i.expects for i in items] == [reference[n] for n in range(1, len(items) + 1)]
+    assert sum(i.expects == "length" for i in items) == 4
+
+
+@pytest.mark.parametrize("profile,simulator", [
+    ("kimi-k3", None), ("generic", None), ("kimi-k2.5", None), ("kimi-k3", TOKENIZERS["kvv-chunks-1"].identity),
+])
+def test_no_reference_for_the_target_is_not_applicable(profile, simulator):
+    with pytest.raises(NotApplicable) as why:
+        CHECK.build(context(profile, simulator))
+    message = str(why.value)
+    assert message.startswith("no toolcall-replay reference valid for ")
+    assert "checks.toolcall-replay.requests+reference" in message and "--reference-base-url" in message
+    assert "holds for kvv's simulator (tokenizer kvv-words-1, template kvv-chat-1)" in message
+
+
+def test_a_users_reference_or_a_live_one_always_applies(tmp_path):
+    n = len(load_requests(None))
+    (tmp_path / "ref.jsonl").write_text("".join(json.dumps({"data_index": i, "finish_reason": "stop"}) + "\n"
+                                                for i in range(1, n + 1)))
+    for simulator in (None, TOKENIZERS["kvv-chunks-1"].identity):
+        mine = CHECK.build(context("generic", simulator, reference=str(tmp_path / "ref.jsonl")))
+        assert len(mine) == n and {i.expects for i in mine} == {"stop"}
+        live = CHECK.build(context("generic", simulator, live=True))
+        assert {i.expects for i in live} == {"live"} and all(len(i.requests) == 2 for i in live)
+
+
+def test_changing_a_reference_answer_changes_the_item_digest(tmp_path):
+    n = len(load_requests(None))
+    def digests(first: str) -> list[str]:
+        path = tmp_path / f"ref-{first}.jsonl"
+        path.write_text("".join(json.dumps({"data_index": i, "finish_reason": first if i == 1 else "stop"}) + "\n"
+                                for i in range(1, n + 1)))
+        return [i.digest for i in CHECK.build(context(reference=str(path)))]
+    stop, tool = digests("stop"), digests("tool_calls")
+    assert stop[0] != tool[0] and stop[1:] == tool[1:]
+
+
 # -- against the simulator ------------------------------------------------------------------------
 
 def test_healthy_vendor_passes(kvv, simulator):
@@ -101,6 +157,8 @@ def test_healthy_vendor_passes(kvv, simulator):
     assert {i["id"].rsplit(" ", 1)[1] for i in check["items"]} == {"[stream]", "[non-stream]"}
     item = check["items"][0]
     assert set(item["data"]) == {"data_index", "finish_reason", "tool_calls", "valid"}
+    assert details["reference"]["name"] == "kvv-simulator"
+    assert details["reference"]["valid_for"] == "kvv's simulator (tokenizer kvv-words-1, template kvv-chat-1)"
 
 
 @pytest.mark.parametrize("profile", ["kimi-k2.5", "generic"])
@@ -143,7 +201,7 @@ def test_live_reference(kvv, simulator):
     healthy = replay(kvv, simulator("kimi-k3"), "--reference-base-url", reference.url, env=env, out="healthy")
     assert healthy.exit_code == 0, healthy.output
     check = healthy.check("toolcall-replay")
-    assert check["verdict"] == "pass" and check["details"]["reference"].startswith("live")
+    assert check["verdict"] == "pass" and check["details"]["reference"]["name"] == "live"
     assert all(i["requests"] == 2 and "reference_finish_reason" in i["data"] for i in check["items"])
     assert reference.stats["requests"] == check["n"]
     drifting = replay(kvv, simulator("kimi-k3", "tool-trigger-drift=0.5"), "--reference-base-url", reference.url,
@@ -163,7 +221,8 @@ def test_live_reference_down_is_an_error_not_a_verdict(kvv, simulator):
 
 
 def test_partly_unreachable_vendor_blurs_the_verdict(kvv, simulator):
-    run = replay(kvv, simulator("kimi-k3", "server-error=0.5"), "--max-retries", "0")
+    # One retry: the run's probe gets through (the draws are seeded), a quarter of the items do not.
+    run = replay(kvv, simulator("kimi-k3", "server-error=0.5"), "--max-retries", "1")
     check = run.check("toolcall-replay")
     assert check["errored"] > 0
     assert check["verdict"] == "error", check["details"]      # undecided because of the errors
@@ -227,10 +286,15 @@ def test_custom_files_and_resume(kvv, simulator, tmp_path):
     before = sim.stats["requests"]
     again = replay(kvv, sim, *args, "--resume")
     assert all(i["resumed"] for i in again.check("toolcall-replay")["items"])
-    assert sim.stats["requests"] == before
+    assert sim.stats["requests"] - before == again.results["totals"]["probe_requests"]     # the probe only
     assert again.check("toolcall-replay")["details"] == check["details"]
-    (tmp_path / "kvv.yaml").write_text((tmp_path / "kvv.yaml").read_text() + "    temperature: 0.6\n")
+    # Another reference answer: its item is judged again, the other one reused.
+    (tmp_path / "ref.jsonl").write_text(reference.replace('"stop"', '"tool_calls"'))
     changed = replay(kvv, sim, *args, "--resume")
     items = changed.check("toolcall-replay")["items"]
-    assert not any(i["resumed"] for i in items)
-    assert {i["digest"] for i in items}.isdisjoint({i["digest"] for i in check["items"]})
+    assert [i["resumed"] for i in items] == [True, False]
+    assert items[1]["verdict"] == "fail" and items[1]["digest"] != check["items"][1]["digest"]
+    # Another option makes it another run: refused, naming it.
+    (tmp_path / "kvv.yaml").write_text((tmp_path / "kvv.yaml").read_text() + "    temperature: 0.6\n")
+    refused = replay(kvv, sim, *args, "--resume")
+    assert refused.exit_code == 2 and "checks.toolcall-replay" in refused.stderr

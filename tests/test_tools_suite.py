@@ -27,6 +27,29 @@ def test_healthy_vendor_passes_the_tools_suite(kvv, simulator, profile, applicab
     assert run.exit_code == 0, run.output
     assert run.verdicts() == dict.fromkeys(run.verdicts(), "pass")
     assert set(run.verdicts()) == applicable
+    for check in ("prompt-tokens", "toolcall-replay"):      # kvv's simulator: its own references hold
+        assert run.check(check)["details"]["reference"]["name"] == "kvv-simulator"
+    jsonschema.Draft202012Validator(schema("results.schema.json")).validate(run.results)
+
+
+# Needs the runner's probe to fill Context.simulator from the X-KVV-Simulator header (issue 6 item 2):
+# without it the kimi-k3 profile's upstream K3 constants would be judged against this simulator.
+def test_another_tokenizer_and_template_raise_no_false_alarm(kvv, simulator):
+    """A healthy vendor none of kvv's built-in references was measured on: prompt-tokens and
+    toolcall-replay are not applicable, saying how to supply a reference; nothing fails."""
+    sim = simulator("kimi-k3", tokenizer="kvv-chunks-1")
+    run = kvv("run", "--base-url", sim.url, "--model", "kimi-k3", "--suite", "tools",
+              "--max-retries", "2", "--concurrency", "8")
+    assert run.exit_code == 0, run.output
+    assert run.verdicts() == dict.fromkeys(TOOLS_CHECKS - {"prompt-tokens", "toolcall-replay"}, "pass")
+    not_run = {c["id"]: c["reason"] for c in run.results["not_run"]}
+    assert set(not_run) == {"prompt-tokens", "toolcall-replay"}, not_run
+    identity = "kvv's simulator (tokenizer kvv-chunks-1, template kvv-chat-2)"
+    assert not_run["prompt-tokens"].startswith(f"no prompt-token constants valid for {identity}")
+    assert "--cases FILE" in not_run["prompt-tokens"]
+    assert not_run["toolcall-replay"].startswith(f"no toolcall-replay reference valid for {identity}")
+    assert "--reference-base-url" in not_run["toolcall-replay"]
+    assert run.results["target"]["simulator"] == {"tokenizer": "kvv-chunks-1", "template": "kvv-chat-2"}
     jsonschema.Draft202012Validator(schema("results.schema.json")).validate(run.results)
 
 

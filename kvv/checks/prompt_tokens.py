@@ -4,6 +4,10 @@ Each case is a request whose true prompt size is known (upstream-kvv.md ยง1.4, ย
 whose template renders tools, effort, dynamic tools or history reasoning differently, or
 whose gateway misreports usage, reports another number. An under-count always fails (the
 prompt was not rendered in full); an over-count is allowed up to the profile's slack.
+
+Constants hold only for the tokenizer and template they were counted with: the cases are the
+user's (`cases`), or the built-in corpus valid for the endpoint (kvv.references); with neither
+the check is not applicable.
 """
 
 from __future__ import annotations
@@ -11,14 +15,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .. import references
 from ..errors import ConfigError
 from ..exchange import Exchange
-from ..verdict import FAIL, PASS
-from .base import STREAM, Check, Context, Item, Outcome, rejection
+from ..stats import wilson
+from ..verdict import FAIL, PASS, worst
+from .base import STREAM, Check, Context, Item, NotApplicable, Outcome, Summary, rejection
 from .cases import load_jsonl
 from .usage import tokens
 
-BUILTIN = "prompt-token-cases.jsonl"
+CHECK = "prompt-tokens"
+BUILTIN = "prompt-token-cases.jsonl"     # kvv's own corpus (valid on its simulator): load_cases' default
 CAPS = ("max_tokens", "max_completion_tokens")
 # Each field of a case line: whether a value is valid, and what is expected.
 FIELDS = {
@@ -34,9 +41,9 @@ FIELDS = {
 OPTIONAL = ("features",)
 
 
-def load_cases(path: str | None) -> list[dict[str, Any]]:
-    """The cases of `path` (None: kvv's built-in corpus), each line validated."""
-    source, lines = load_jsonl(path, BUILTIN)
+def load_cases(path: str | None, builtin: str = BUILTIN) -> list[dict[str, Any]]:
+    """The cases of `path` (None: kvv/data/`builtin`), each line validated."""
+    source, lines = load_jsonl(path, builtin)
     cases, seen = [], set()
     for number, case in lines:
         where = f"line {number}"
@@ -48,6 +55,24 @@ def load_cases(path: str | None) -> list[dict[str, Any]]:
     if not cases:
         raise ConfigError("no cases", source=source)
     return cases
+
+
+def corpus(ctx: Context) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The cases this run judges against and the reference they are, as results name it.
+
+    The user's file always applies; otherwise the built-in corpus valid for the endpoint
+    (kvv.references), or none: then the check is not applicable, never a false failure.
+    """
+    if ctx.options.get("cases") is not None:
+        path = ctx.options["cases"]
+        return load_cases(path), references.supplied(path, "checks.prompt-tokens.cases or --cases")
+    reference = references.for_target(CHECK, ctx)
+    if reference is None:
+        raise NotApplicable(
+            f"no prompt-token constants valid for {references.target(ctx)}; the built-in ones hold for "
+            f"{references.catalogue_text(CHECK)}: supply your model's with `--only {CHECK} --cases FILE` "
+            f"or checks.{CHECK}.cases")
+    return load_cases(None, reference.file), reference.describe()
 
 
 def _validate(case: dict[str, Any], source: str, where: str) -> None:
@@ -62,7 +87,7 @@ def _validate(case: dict[str, Any], source: str, where: str) -> None:
 
 
 def _build(ctx: Context) -> list[Item]:
-    cases = load_cases(ctx.options.get("cases"))
+    cases, _ = corpus(ctx)
     slack = ctx.profile.threshold("prompt-token-slack", 3)
     items = []
     for case in cases:
@@ -72,9 +97,19 @@ def _build(ctx: Context) -> list[Item]:
         caps = [request[k] for k in CAPS if isinstance(request.get(k), int)]
         # The prompt's count does not depend on the answer: one token of it is enough, unless the case caps it.
         body = {**request, "model": ctx.model, **STREAM, **({} if caps else {"max_tokens": 1})}
-        items.append(Item(case["id"], [body], within(case["expected_prompt_tokens"], slack), None,
-                          min(caps, default=1)))
+        expected = case["expected_prompt_tokens"]
+        items.append(Item(case["id"], [body], within(expected, slack), None, min(caps, default=1),
+                          expects={"expected": expected, "slack": slack}))
     return items
+
+
+def _summarize(records: list[dict[str, Any]], ctx: Context) -> Summary:
+    """Worst item wins, with the pass rate; details name the reference judged against."""
+    passed = sum(1 for r in records if r["verdict"] == PASS)
+    lower, upper = wilson(passed, len(records))
+    metric = {"name": "pass_rate", "value": round(passed / len(records), 4), "lower": round(lower, 4),
+              "upper": round(upper, 4), "confidence": 0.95}
+    return Summary(worst(r["verdict"] for r in records), metric, {"reference": corpus(ctx)[1]})
 
 
 def within(expected: int, slack: int):
@@ -99,8 +134,8 @@ def within(expected: int, slack: int):
 
 
 CHECKS = [
-    Check("prompt-tokens", "prompt_tokens matches the reference count",
+    Check(CHECK, "prompt_tokens matches the reference count",
           "the chat template or tokenizer differs from the model's (tools, effort, dynamic tools or history "
           "reasoning rendered differently), or usage is misreported for billing",
-          ("tools",), _build, {"cases": None}),
+          ("tools",), _build, {"cases": None}, _summarize),
 ]

@@ -9,7 +9,9 @@ names a declared tool with arguments that validate; no guided decoding or a brok
 Upstream computes no F1 in code and no bounds at all; kvv gives both bounds and a verdict.
 
 Options (checks.toolcall-replay.*): `requests` and `reference`, JSONL files (default: kvv's
-built-in pair; a requests file needs its own reference, or a live one); `temperature` and
+built-in pair, whose reference is its simulator's answers and so holds only there, see
+kvv.references; elsewhere the check is not applicable without a reference file or a live
+reference; a requests file needs its own reference, or a live one); `temperature` and
 `max-tokens` override every request's recorded value (the default 0 keeps it; write
 temperature as a float, e.g. 0.6).
 
@@ -29,15 +31,19 @@ from typing import Any, Callable, Sequence
 
 import jsonschema
 
+from .. import references
 from ..errors import ConfigError
 from ..exchange import Exchange
 from ..stats import bootstrap, threshold_verdict
 from ..verdict import ERROR, FAIL, INCONCLUSIVE, PASS, worst
-from .base import Check, Context, Item, Outcome, Send, Summary, answer_problem, unusable
+from .base import Check, Context, Item, NotApplicable, Outcome, Send, Summary, answer_problem, unusable
 from .cases import load_jsonl
 from .toolcalls import call_problem
 
-BUILTIN = "toolcall-replay"
+CHECK = "toolcall-replay"
+# kvv's own pair, the loaders' defaults; the reference holds only on its simulator (kvv.references).
+BUILTIN_REQUESTS = "toolcall-replay/requests.jsonl"
+BUILTIN_REFERENCE = "toolcall-replay/reference.jsonl"
 ROLES = ("system", "user", "assistant", "tool", "_input")   # `_input` is K2VV's name for system
 TOOL_CALLS = "tool_calls"
 Row = tuple[bool | None, bool | None]     # (vendor ended in tool_calls, reference did); None: unknown
@@ -45,9 +51,10 @@ Row = tuple[bool | None, bool | None]     # (vendor ended in tool_calls, referen
 
 # -- input files ----------------------------------------------------------------------------------
 
-def load_requests(path: str | None) -> list[tuple[int, dict[str, Any]]]:
-    """[(data_index, recorded body)]: K2VV's data_index is the 1-based line number."""
-    source, lines = load_jsonl(path, f"{BUILTIN}/requests.jsonl")
+def load_requests(path: str | None, builtin: str = BUILTIN_REQUESTS) -> list[tuple[int, dict[str, Any]]]:
+    """[(data_index, recorded body)] of `path` (None: kvv/data/`builtin`): K2VV's data_index is
+    the 1-based line number."""
+    source, lines = load_jsonl(path, builtin)
     for position, (number, body) in enumerate(lines, 1):
         if number != position:      # data_index 1..n must name every request
             raise ConfigError("blank line: data_index is the line number, so requests leave none out",
@@ -78,9 +85,10 @@ def load_requests(path: str | None) -> list[tuple[int, dict[str, Any]]]:
     return lines
 
 
-def load_reference(path: str | None, requests: int) -> dict[int, str]:
-    """data_index -> the reference's finish_reason, for every request and nothing else."""
-    source, lines = load_jsonl(path, f"{BUILTIN}/reference.jsonl")
+def load_reference(path: str | None, requests: int, builtin: str = BUILTIN_REFERENCE) -> dict[int, str]:
+    """data_index -> the reference's finish_reason, for every request and nothing else, from
+    `path` (None: kvv/data/`builtin`)."""
+    source, lines = load_jsonl(path, builtin)
     finishes: dict[int, str] = {}
     for number, record in lines:
         index, finish = record.get("data_index"), record.get("finish_reason")
@@ -126,26 +134,53 @@ def prepare(recorded: dict[str, Any], model: str, temperature: float = 0.0, max_
     return body
 
 
+# -- the reference --------------------------------------------------------------------------------
+
+def chosen(ctx: Context) -> tuple[list[tuple[int, dict[str, Any]]], dict[int, str] | None, dict[str, Any]]:
+    """(the requests, each one's reference finish_reason by data_index or None for a live
+    reference, the reference as results name it).
+
+    A live reference or the user's reference file always applies; otherwise kvv's built-in
+    pair where it holds (kvv.references), or none: then the check is not applicable.
+    """
+    requests_file, reference_file = ctx.options["requests"], ctx.options["reference"]
+    if requests_file is not None and reference_file is None and not ctx.reference:
+        raise ConfigError("a requests file needs its reference: set checks.toolcall-replay.reference, or "
+                          "--reference-base-url to collect it live", source=requests_file)
+    if ctx.reference:
+        return load_requests(requests_file), None, references.LIVE
+    if reference_file is not None:
+        recorded = load_requests(requests_file)
+        return (recorded, load_reference(reference_file, len(recorded)),
+                references.supplied(reference_file, f"checks.{CHECK}.reference"))
+    builtin = references.for_target(CHECK, ctx)
+    if builtin is None:
+        raise NotApplicable(
+            f"no {CHECK} reference valid for {references.target(ctx)}; the built-in one holds for "
+            f"{references.catalogue_text(CHECK)}: set checks.{CHECK}.requests+reference (K2VV results "
+            f"of the official model), or --reference-base-url to collect the reference live")
+    recorded = load_requests(None, builtin.requests or BUILTIN_REQUESTS)
+    return recorded, load_reference(None, len(recorded), builtin.file), builtin.describe()
+
+
 # -- items ----------------------------------------------------------------------------------------
 
 def _build(ctx: Context) -> list[Item]:
     if not ctx.profile.feature("tools"):
         return []
-    if ctx.options["requests"] is not None and ctx.options["reference"] is None and not ctx.reference:
-        raise ConfigError("a requests file needs its reference: set checks.toolcall-replay.reference, or "
-                          "--reference-base-url to collect it live", source=ctx.options["requests"])
-    recorded = load_requests(ctx.options["requests"])
-    reference = None if ctx.reference else load_reference(ctx.options["reference"], len(recorded))
+    recorded, reference, _ = chosen(ctx)
     items = []
     for index, raw in recorded:
         body = prepare(raw, ctx.model, ctx.options["temperature"], ctx.options["max-tokens"])
-        # The digest hashes `requests`, so it covers every prepared field; the live reference gets
-        # the same body (a paired item sends it twice, and resumes only into a paired run).
+        # The digest hashes `requests` and `expects`, so it covers every prepared field and the
+        # reference answer; the live reference gets the same body (a paired item sends it twice,
+        # and resumes only into a paired run).
         requests = [body, body] if ctx.reference else [body]
+        expected = None if reference is None else reference[index]
         cap = body.get("max_tokens")
         items.append(Item(f"request {index} [{'stream' if body.get('stream') else 'non-stream'}]", requests,
                           token_ceiling=cap * len(requests) if isinstance(cap, int) else None,
-                          run=_replay(index, body, None if reference is None else reference[index])))
+                          run=_replay(index, body, expected), expects="live" if expected is None else expected))
     return items
 
 
@@ -253,7 +288,7 @@ def interval(rows: Sequence[Row], statistic: Callable[[Sequence[Row]], float | N
 
 
 def _summarize(records: list[dict[str, Any]], ctx: Context) -> Summary:
-    reference = None if ctx.reference else load_reference(ctx.options["reference"], len(records))
+    _, reference, described = chosen(ctx)
     rows: list[Row] = []
     valid = invalid = unknown = 0
     for record in records:
@@ -289,8 +324,7 @@ def _summarize(records: list[dict[str, Any]], ctx: Context) -> Summary:
         "schema_accuracy": {**{k: schema[k] for k in ("value", "lower", "upper", "minimum")},
                             "verdict": schema_verdict, "valid": valid, "tool_call_answers": valid + invalid},
         "finish_reasons": dict(Counter(_finish_label(r.get("data") or {}) for r in records)),
-        "reference": "live (--reference-base-url)" if reference is None else
-                     ctx.options["reference"] or f"kvv/data/{BUILTIN}/reference.jsonl (built-in)",
+        "reference": described,
     }
     return Summary(verdict, {"name": "f1", **{k: score[k] for k in ("value", "lower", "upper")}, "confidence": 0.95},
                    details)
@@ -303,7 +337,7 @@ def _finish_label(data: dict[str, Any]) -> str:
 
 
 CHECKS = [
-    Check("toolcall-replay", "recorded tool-use requests replayed against a reference (K2VV)",
+    Check(CHECK, "recorded tool-use requests replayed against a reference (K2VV)",
           "tool calls triggered when the official model answers in text, or the reverse (chat template, "
           "tool parser or sampling), and tool calls whose arguments break the declared schema",
           ("tools",), _build,
