@@ -14,7 +14,7 @@ from typing import Any, Mapping
 import yaml
 
 from .errors import ConfigError
-from .schema import load_yaml, validate
+from .schema import MiB, load_yaml, read_input, validate
 
 # Upstream's variable names are read too, so Kimi Vendor Verifier users feel at home.
 ENV_DEFAULTS = {
@@ -24,6 +24,9 @@ ENV_DEFAULTS = {
     "profile": ("KVV_PROFILE",),
 }
 API_KEY_ENV = ("KVV_API_KEY", "KIMI_API_KEY")
+# A config is a screenful of settings; a bigger file is a mistake, refused before YAML parses it
+# (PyYAML spends about a minute on 50 MB).
+MAX_CONFIG_BYTES = 1 * MiB
 
 
 @dataclass
@@ -99,17 +102,16 @@ def _apply_cases_flag(settings: Settings, cases: str) -> None:
     if len(settings.only) != 1:
         raise ConfigError("--cases needs exactly one check chosen with --only, e.g. --only tool-schema",
                           source="--cases")
-    if not Path(cases).is_file():
+    if not Path(cases).exists():
         raise ConfigError(f"no such file: {cases}", source="--cases")
+    if not Path(cases).is_file():      # a FIFO or device would block the run when the check reads it
+        raise ConfigError(f"not a regular file: {cases}; expected a case file", source="--cases")
     settings.checks.setdefault(settings.only[0], {})["cases"] = str(Path(cases).resolve())
 
 
 def _apply_file(settings: Settings, path: Path) -> None:
     source = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file: {exc.strerror}", source=source) from None
+    text = read_input(path, source, MAX_CONFIG_BYTES)
     data = load_yaml(text, source)
     if data is None:
         data = {}

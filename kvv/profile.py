@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .schema import load_yaml, validate
+from .schema import MiB, load_yaml, read_input, validate
 
 MODES = ("thinking", "non-thinking")
+MAX_PROFILE_BYTES = 1 * MiB    # a profile is a page of rules; more is a mistake, refused before parsing
 
 
 @dataclass(frozen=True)
@@ -75,12 +76,13 @@ def load_profile(name_or_path: str) -> Profile:
         text, source = path.read_text(encoding="utf-8"), f"{name_or_path} (built-in profile)"
     else:
         file = Path(name_or_path)
-        if not file.is_file():
+        if not file.exists():
             raise ConfigError(
                 f"no such profile; expected one of {', '.join(builtin_profiles())} or a YAML file",
                 source="profile", path=repr(name_or_path),
             )
-        text, source = file.read_text(encoding="utf-8"), str(file)
+        source = str(file)
+        text = read_input(file, source, MAX_PROFILE_BYTES)
     data = load_yaml(text, source)
     validate(data, "profile.schema.json", source)
     return _build(data, source)

@@ -1,10 +1,15 @@
-"""Loading YAML and validating it against kvv's JSON Schemas, with errors that point at the key."""
+"""Reading input files, loading YAML and validating it against kvv's JSON Schemas, with errors
+that point at the file, the key or line, and what was expected (a ConfigError: kvv exits 2)."""
 
 from __future__ import annotations
 
 import json
+import math
+import os
+import stat
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -12,19 +17,125 @@ import yaml
 
 from .errors import ConfigError
 
+MiB = 1 << 20
+# No setting or case needs more. Deeper input only makes the readers behind (jsonschema, the
+# simulator's instance builder, repr in a message) exceed Python's recursion limit.
+MAX_DEPTH = 64
+# More values than a 1 MiB file can spell without YAML aliases: what is left is an alias bomb
+# (or a value that contains itself), and everything after the loader would walk it expanded.
+MAX_VALUES = 1_000_000
+
 
 @lru_cache(maxsize=None)
 def schema(name: str) -> dict[str, Any]:
     return json.loads((resources.files("kvv") / "schemas" / name).read_text(encoding="utf-8"))
 
 
-def load_yaml(text: str, source: str) -> Any:
+def read_input(path: str | Path, source: str, max_bytes: int | None = None) -> str:
+    """The text of a user's file, refused unless it is a regular, readable UTF-8 text file.
+
+    Checked before opening: opening a FIFO blocks until a writer comes, and a device or
+    /dev/stdin never ends. A leading UTF-8 BOM (as Windows editors write) is dropped.
+    """
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
+        info = os.stat(path)
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror or exc}", source=source) from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigError(f"{_kind(info.st_mode)}, not a regular file; expected a text file",
+                          source=source)
+    if max_bytes is not None and info.st_size > max_bytes:
+        raise ConfigError(f"the file is {info.st_size:,} bytes; at most {_size(max_bytes)}", source=source)
+    try:
+        with open(path, "rb") as file:
+            raw = file.read() if max_bytes is None else file.read(max_bytes + 1)   # it may have grown
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror or exc}", source=source) from None
+    if max_bytes is not None and len(raw) > max_bytes:
+        raise ConfigError(f"the file is over {_size(max_bytes)}; at most {_size(max_bytes)}", source=source)
+    if b"\0" in raw:
+        offset = raw.index(b"\0")
+        raise ConfigError(f"a binary file (NUL byte at byte offset {offset}); expected UTF-8 text", source=source)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8: byte 0x{raw[exc.start]:02x} at byte offset {exc.start} ({exc.reason}); "
+                          "expected UTF-8 text", source=source) from None
+    return text.removeprefix("\ufeff")
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a device"),
+                       (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a plain file"
+
+
+def _size(n: int) -> str:
+    return f"{n // MiB} MiB" if n % MiB == 0 else f"{n:,} bytes"
+
+
+def load_yaml(text: str, source: str) -> Any:
+    """Parse YAML (safe: plain data only), then check_values() it."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
-        raise ConfigError(f"not valid YAML: {getattr(exc, 'problem', exc)}", source=source, path=where) from None
+        raise ConfigError(f"not valid YAML: {exc.problem or exc}", source=source, path=where) from None
+    except yaml.reader.ReaderError as exc:          # a control character; `position` counts characters
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        raise ConfigError(f"not valid YAML: unacceptable character #x{exc.character:04x}; expected printable text",
+                          source=source, path=f"line {line}, column {column}") from None
+    except RecursionError:
+        # PyYAML composes nodes recursively: `[[[[…` or `- - - …` thousands deep overflows it.
+        raise ConfigError(f"nested too deeply to read; expected at most {MAX_DEPTH} levels", source=source) from None
+    except Exception as exc:                        # noqa: BLE001 - e.g. ValueError from `2026-02-30` or `!!int x`
+        raise ConfigError(f"not valid YAML: {exc}", source=source) from None
+    check_values(data, source)
+    return data
+
+
+def check_values(data: Any, source: str, where: str | None = None) -> None:
+    """Refuse what a parser builds but no setting or case means: NaN or infinity where a number
+    goes (every comparison with NaN is false, so it slips past `minimum`), nesting beyond
+    MAX_DEPTH, and more than MAX_VALUES values once aliases are expanded.
+
+    Iterative, with each path kept as a linked (key, parent) pair: the input may be deeper than
+    the recursion limit, or contain itself.
+    """
+    stack: list[tuple[Any, tuple | None, int]] = [(data, None, 0)]
+    count = 0
+    while stack:
+        value, path, depth = stack.pop()
+        count += 1
+        if count > MAX_VALUES:
+            raise ConfigError(f"more than {MAX_VALUES:,} values once YAML aliases are expanded; "
+                              "expected a file of plain settings", source=source, path=where)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"expected a finite number, got {value}", source=source,
+                              path=_where(where, _unlink(path)))
+        children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        entries = [(child, (key, path), depth + 1) for key, child in children]
+        if entries and depth + 1 > MAX_DEPTH:      # the key path would be as long: name where it starts
+            start = key_path(_unlink(path)[:3])
+            raise ConfigError(f"nested more than {MAX_DEPTH} levels deep (from {start} …); expected at most "
+                              f"{MAX_DEPTH}", source=source, path=where)
+        stack.extend(reversed(entries))           # reversed: the first problem in reading order
+
+
+def _unlink(path: tuple | None) -> list[Any]:
+    keys = []
+    while path is not None:
+        key, path = path
+        keys.append(key)
+    return keys[::-1]
+
+
+def _where(where: str | None, keys: list[Any]) -> str:
+    return ": ".join(p for p in (where, key_path(keys) if keys else None) if p) or "(top level)"
 
 
 def key_path(path: Any) -> str:

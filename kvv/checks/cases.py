@@ -8,12 +8,13 @@ problem with it is a ConfigError naming the file and, for JSONL, the line (kvv e
 from __future__ import annotations
 
 import json
+import math
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..schema import load_yaml
+from ..schema import check_values, load_yaml, read_input
 from .base import STREAM
 
 # Every item of these checks runs once per entry: vendors often validate or render the two paths
@@ -25,18 +26,26 @@ STREAM_MODES: dict[str, dict[str, Any]] = {"non-stream": {}, "stream": STREAM}
 
 def read_text(path: str | None, builtin: str) -> tuple[str, str]:
     """(source name, text) of the user's file `path`, or of kvv/data/`builtin` when None."""
-    if path is None:
-        file, source = resources.files("kvv") / "data" / builtin, f"kvv/data/{builtin} (built-in)"
-    else:
-        file, source = Path(path), path
-    try:
-        raw = file.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read: {exc.strerror or exc}", source=source) from None
-    try:
-        return source, raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"not UTF-8 at byte {exc.start}", source=source) from None
+    if path is not None:
+        return path, read_input(Path(path), path)
+    # kvv's own files ship with the package (perhaps inside a zip): read through importlib.
+    source = f"kvv/data/{builtin} (built-in)"
+    return source, (resources.files("kvv") / "data" / builtin).read_text(encoding="utf-8")
+
+
+class _NotFinite(ValueError):
+    """NaN, Infinity or a number too big for a float: Python's json reads them, JSON has none."""
+
+
+def _not_finite(text: str) -> float:
+    raise _NotFinite(f"{text} is not a JSON number; expected a finite number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):       # 1e999 overflows to inf
+        _not_finite(text)
+    return value
 
 
 def load_jsonl(path: str | None, builtin: str, kinds: tuple[type, ...] = (dict,),
@@ -52,17 +61,32 @@ def load_jsonl(path: str | None, builtin: str, kinds: tuple[type, ...] = (dict,)
         if not line.strip():
             continue
         try:
-            value = json.loads(line)
+            value = json.loads(line, parse_constant=_not_finite, parse_float=_finite)
+        except _NotFinite as exc:
+            raise ConfigError(str(exc), source=source, path=f"line {number}") from None
         except (ValueError, RecursionError) as exc:
             raise ConfigError(f"not JSON: {exc}", source=source, path=f"line {number}") from None
         if not isinstance(value, kinds):
             raise ConfigError(f"expected {expected}, got {type(value).__name__}", source=source,
                               path=f"line {number}")
+        check_values(value, source, f"line {number}")
         lines.append((number, value))
+    if not lines:
+        raise ConfigError(_empty(text), source=source)
     return source, lines
 
 
 def load_yaml_file(path: str | None, builtin: str) -> tuple[str, Any]:
     """(source name, parsed YAML) of the user's file `path`, or of kvv/data/`builtin` when None."""
     source, text = read_text(path, builtin)
-    return source, load_yaml(text, source)
+    data = load_yaml(text, source) if text.strip() else None    # blank lines may hold a tab, which YAML refuses
+    if data is None:
+        raise ConfigError(_empty(text), source=source)
+    return source, data
+
+
+def _empty(text: str) -> str:
+    """The one message for a case file with nothing in it, so every check words it the same."""
+    if not text.strip():
+        return "no cases: the file is empty" + (" (only blank lines)" if text else "")
+    return "no cases: the file is empty (only comments)"
