@@ -13,7 +13,9 @@ from jsonschema import Draft202012Validator
 from kvv.simulator.instances import invalid_instance, minimal_instance
 from kvv.simulator.patterns import matching_string
 
-UPSTREAM_CASES = Path(__file__).resolve().parents[2] / "shared" / "data" / "upstream-kvv" / "tool-schema-cases.jsonl"
+from conftest import UPSTREAM_DATA
+
+UPSTREAM_CASES = UPSTREAM_DATA / "tool-schema-cases.jsonl"
 KVV_CASES = Path(__file__).resolve().parents[1] / "kvv" / "data" / "tool-schema-cases.jsonl"
 
 
@@ -217,7 +219,6 @@ def satisfied(schemas: list[Any]) -> tuple[int, list[int]]:
     return len(schemas) - len(missed), missed
 
 
-@pytest.mark.skipif(not UPSTREAM_CASES.is_file(), reason="upstream case file not available")
 def test_upstream_cases_are_satisfied():
     cases = [json.loads(line) for line in UPSTREAM_CASES.read_text(encoding="utf-8").splitlines()]
     schemas = [upstream_wrapped(case) for case in cases]
@@ -229,7 +230,6 @@ def test_upstream_cases_are_satisfied():
     assert all(not Draft202012Validator(s).is_valid(invalid_instance(s)) for s in schemas)
 
 
-@pytest.mark.skipif(not KVV_CASES.is_file(), reason="kvv's case file not written yet")
 def test_kvv_cases_are_all_satisfied():
     schemas = [strip_defaults(json.loads(line)) for line in KVV_CASES.read_text(encoding="utf-8").splitlines()
                if line.strip()]

@@ -337,13 +337,20 @@ def test_upstream_case_file_is_read(kvv):
     assert "1 checks, 424 items, 424 requests" in plan.output
 
 
-def test_upstream_case_file_runs_to_a_verdict(kvv, simulator):
+def test_upstream_case_file_passes_a_healthy_vendor(kvv, simulator):
     run = run_tool_schema(kvv, simulator(), "--cases", str(UPSTREAM_CASES))
-    assert run.exit_code in (0, 1, 3), run.output
+    assert run.exit_code == 0, run.output
     check = run.check("tool-schema")
-    assert check["n"] == 424 and check["verdict"] in ("pass", "fail", "inconclusive", "error")
-    assert check["metric"]["name"] == "schema_accuracy"
-    assert {i["data"]["mode"] for i in check["items"]} == {"stream", "non-stream"}
+    assert check["n"] == 424 and check["verdict"] == "pass"
+    assert check["metric"]["name"] == "schema_accuracy" and check["metric"]["value"] == round(422 / 424, 4)
+    # 211 of 212 in each mode: the one miss is line 158, minLength 999999999999, a string no model
+    # (simulated or not) writes. Still well above 95 %, so the verdict is a pass.
+    line_158 = load_cases(str(UPSTREAM_CASES))[157]
+    assert line_158 == (158, {"minLength": 999999999999, "type": "string"})
+    for mode in ("stream", "non-stream"):
+        assert check["details"][mode]["verdict"] == "pass"
+        assert check["details"][mode]["classes"] == {"valid": 211, "invalid-arguments": 1}
+        assert [(f["line"], f["class"]) for f in check["details"][mode]["failures"]] == [(158, "invalid-arguments")]
 
 
 @pytest.mark.parametrize("profile", ["kimi-k3", "kimi-k2.5", "generic"])
@@ -375,7 +382,11 @@ def test_an_endpoint_that_always_errors_is_an_error_not_a_verdict(kvv, simulator
     path = tmp_path / "cases.jsonl"
     path.write_text('{"type": "string"}\n{"type": "integer"}\n', encoding="utf-8")
     run = run_tool_schema(kvv, simulator("kimi-k3", "server-error=1"), "--cases", str(path), "--max-retries", "0")
+    # The probe's plain request gets a 5xx, so the run stops before any case is sent: no verdict
+    # on the schemas, an infrastructure error (exit 3). How the check words an error it does meet
+    # is test_infrastructure_errors_are_errors_and_broken_bodies_fail's and the summary tests' job.
     assert run.exit_code == 3, run.output
-    check = run.check("tool-schema")
-    assert check["verdict"] == "error"
-    assert check["details"]["stream"]["classes"] == {"error": 2}
+    results = run.results
+    assert (results["verdict"], results["complete"], results["checks"]) == ("error", False, [])
+    assert results["stopped"].startswith("endpoint unusable (unavailable)"), results["stopped"]
+    assert [c["id"] for c in results["not_run"]] == ["tool-schema"]
