@@ -114,8 +114,8 @@ def target(ctx: Context) -> str:
 
 
 def catalogue_text(check_id: str) -> str:
-    """What the built-in references hold for, for a message: "kvv's simulator (…); Kimi K3 (…)"."""
-    return "; ".join(r.holds_for for r in builtin(check_id).values()) or "none"
+    """What the built-in references hold for, for a message: "kvv's simulator (…) and Kimi K3 (…)"."""
+    return " and ".join(r.holds_for for r in builtin(check_id).values()) or "none"
 
 
 def _ids(ids: dict[str, str]) -> str:
