@@ -26,7 +26,7 @@ OPTIONS = {
     "base-url": "--base-url", "model": "--model", "profile": "--profile",
     "think-mode": "--think-mode", "suite": "--suite", "config": "--config", "fail-on": "--fail-on",
     "only": "--only", "skip": "--skip", "concurrency": "--concurrency", "timeout": "--timeout",
-    "request-deadline": "--request-deadline",
+    "request-deadline": "--request-deadline", "max-duration": "--max-duration",
     "max-retries": "--max-retries", "cases": "--cases",
     "reference-base-url": "--reference-base-url", "reference-model": "--reference-model",
 }

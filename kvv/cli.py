@@ -10,6 +10,7 @@ import signal
 import sys
 from pathlib import Path
 from typing import Any, Iterator
+from urllib.parse import urlsplit
 
 import click
 from tabulate import tabulate
@@ -80,6 +81,9 @@ def _suite_options(command):
         click.option("--concurrency", type=click.IntRange(1, 256), help="Requests in flight. [default: 4]"),
         click.option("--timeout", type=FiniteFloat(min=0, min_open=True),
                      help="Seconds per request. [default: 120]"),
+        click.option("--max-duration", type=FiniteFloat(min=0, min_open=True), metavar="SECONDS",
+                     help="Budget for the whole run: items not started by then are not run (error), and no "
+                          "Retry-After wait goes past it. [default: the run is not time-boxed]"),
         click.option("--request-deadline", type=FiniteFloat(min=0, min_open=True), metavar="SECONDS",
                      help="Total seconds one request attempt may take, connect to last byte (--timeout bounds "
                           "only the gap between bytes). [default: the floor max(60 s, --timeout) plus 0.1 s per "
@@ -301,6 +305,7 @@ def _config_errors() -> Iterator[None]:
 def _target(flags: dict[str, Any], simulate: bool, faults: tuple[str, ...], seed: int):
     """Settings, target and API key; with --simulate, a simulated vendor running for the duration."""
     from . import runner
+    from .client import is_loopback
 
     given = {k: v for k, v in flags.items() if v is not None}
     settings = load_settings(given)
@@ -312,7 +317,7 @@ def _target(flags: dict[str, Any], simulate: bool, faults: tuple[str, ...], seed
         if settings.api_key_env and not os.environ.get(settings.api_key_env):
             raise ConfigError(f"the variable {settings.api_key_env} is not set (or empty), so there is no API key",
                               source="--api-key-env")
-        if api_key is None and not _is_loopback(target.base_url):
+        if api_key is None and not is_loopback(urlsplit(target.base_url).hostname or ""):
             click.echo(f"kvv: warning: no API key (KVV_API_KEY, KIMI_API_KEY and --api-key-env unset) for "
                        f"{target.base_url}; requests go without Authorization", err=True)
         yield settings, target, api_key
@@ -330,19 +335,6 @@ def _target(flags: dict[str, Any], simulate: bool, faults: tuple[str, ...], seed
         target.simulated = {"faults": parsed, "seed": seed}
         target.simulator = sim.identity
         yield settings, target, None
-
-
-def _is_loopback(base_url: str) -> bool:
-    from urllib.parse import urlsplit
-    import ipaddress
-
-    host = urlsplit(base_url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _handle_sigterm() -> None:

@@ -438,7 +438,7 @@ def _endpoint(base_url: str, allow_insecure_http: bool) -> str:
         raise ConfigError(
             f"base URL {base_url!r}: expected http(s)://host[:port]/path", path="base_url"
         )
-    if url.scheme == "http" and not allow_insecure_http and not _is_loopback(url.host):
+    if url.scheme == "http" and not allow_insecure_http and not is_loopback(url.host):
         raise ConfigError(
             f"base URL {base_url!r} is plain http to a non-loopback host, so the API key would "
             "travel in clear: use https, or opt in to insecure http explicitly",
@@ -447,7 +447,7 @@ def _endpoint(base_url: str, allow_insecure_http: bool) -> str:
     return f"{base_url}/chat/completions"
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     if host.lower() == "localhost":
         return True
     try:

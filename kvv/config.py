@@ -40,6 +40,7 @@ class Settings:
     skip: list[str] = field(default_factory=list)
     concurrency: int = 4
     timeout: float = 120.0
+    max_duration: float | None = None      # seconds for the whole run; None: no budget
     request_deadline: float | None = None  # None: derived per request (client.Client.deadline_for)
     max_retries: int = 4
     output_dir: str = "kvv-out"

@@ -52,7 +52,9 @@ class Plan:
 
 
 def make_plan(settings: Settings, profile: Profile, model: str, think_mode: str,
-              simulator: dict[str, str] | None = None) -> Plan:
+              simulator: dict[str, str] | None = None, previous: Plan | None = None) -> Plan:
+    """The plan; with `previous` (the same settings, planned before the probe), only the checks
+    whose items depend on the endpoint are built again."""
     every = registry(profile)
     _validate_ids(settings, {c.id: c for c in every})
     # Every check's settings are validated, also those of checks this run leaves out.
@@ -61,7 +63,8 @@ def make_plan(settings: Settings, profile: Profile, model: str, think_mode: str,
         config = dict(settings.checks.get(check.id, {}))
         enabled = config.pop("enabled", True)
         configured[check.id] = (enabled, _options(settings, check, config))
-    planned, skipped = [], {}
+    planned, skipped, chosen = [], {}, 0
+    before = {p.check.id: p for p in previous.checks} if previous else {}
     for check in every:
         enabled, options = configured[check.id]
         # --only names checks directly, whatever suite they belong to.
@@ -72,6 +75,13 @@ def make_plan(settings: Settings, profile: Profile, model: str, think_mode: str,
             continue
         if check.id in settings.skip or not enabled:
             skipped[check.id] = "skipped by configuration"
+            continue
+        chosen += 1
+        if previous is not None and not check.endpoint_sensitive:
+            if check.id in before:
+                planned.append(before[check.id])
+            elif check.id in previous.skipped:
+                skipped[check.id] = previous.skipped[check.id]
             continue
         context = Context(model=model, profile=profile, think_mode=think_mode, options=options,
                           reference=bool(settings.reference_base_url), simulator=simulator)
@@ -84,7 +94,9 @@ def make_plan(settings: Settings, profile: Profile, model: str, think_mode: str,
             skipped[check.id] = f"not applicable to profile {profile.id} with think mode {think_mode}"
             continue
         planned.append(PlannedCheck(check, items, context))
-    if not planned:
+    if not chosen:
+        # Checks not applicable to this target are a finding of the run, reported as such;
+        # a selection that leaves nothing at all is the user's mistake.
         raise ConfigError("no check left to run", source="--only/--skip")
     return Plan(planned, skipped, from_settings=True)
 

@@ -28,7 +28,7 @@ from .profile import Profile, load_profile
 from .redact import Redactor
 from .stats import wilson
 from .thinking import thinking_fields
-from .verdict import ERROR, ERROR_CLASSES, FAIL, PASS, exit_code, worst
+from .verdict import ERROR, ERROR_CLASSES, FAIL, INCONCLUSIVE, PASS, exit_code, worst
 
 EVIDENCE_PER_CHECK = 5
 EXCERPT_CHARS = 2000
@@ -66,8 +66,8 @@ def resolve_target(settings: Settings) -> Target:
     return Target(settings.base_url, settings.model, profile, settings.think_mode or profile.think_mode)
 
 
-def plan_for(settings: Settings, target: Target) -> Plan:
-    return make_plan(settings, target.profile, target.model, target.think_mode, target.simulator)
+def plan_for(settings: Settings, target: Target, previous: Plan | None = None) -> Plan:
+    return make_plan(settings, target.profile, target.model, target.think_mode, target.simulator, previous)
 
 
 def run(settings: Settings, target: Target, plan: Plan, api_key: str | None) -> dict[str, Any]:
@@ -169,8 +169,10 @@ class _Run:
         out = Path(settings.output_dir)
         journal = Journal(out / "journal.jsonl", self.redactor, append=settings.resume)
         semaphore = asyncio.Semaphore(settings.concurrency)
+        # --max-duration: the run's end, which no item starts after and no Retry-After wait passes.
+        self.deadline = self.clock + settings.max_duration if settings.max_duration else None
         client_options = dict(timeout=settings.timeout, request_deadline=settings.request_deadline,
-                              max_retries=settings.max_retries,
+                              max_retries=settings.max_retries, deadline=self.deadline,
                               allow_insecure_http=settings.allow_insecure_http, max_connections=settings.concurrency)
         try:
             journal.write("run", resumed=settings.resume, **self.record)
@@ -188,14 +190,18 @@ class _Run:
                 if found.simulator != target.simulator and self.plan.from_settings:
                     # Which built-in references hold depends on what the endpoint is.
                     target.simulator = found.simulator
-                    self.plan = plan_for(settings, target)
+                    self.plan = plan_for(settings, target, self.plan)
                 reference = None
                 if settings.reference_base_url:
                     reference = await stack.enter_async_context(
                         Client(settings.reference_base_url, api_key=self.reference_key, **client_options))
                 self.runners = [_CheckRun(p, client, reference, settings.reference_model or target.model,
-                                          journal, semaphore, self.previous) for p in self.plan.checks]
+                                          journal, semaphore, self.previous, self.deadline) for p in self.plan.checks]
                 await asyncio.gather(*(r.run() for r in self.runners))
+                unstarted = sum(r.out_of_time for r in self.runners)
+                if unstarted:
+                    self.stopped = (f"the run's budget (--max-duration {settings.max_duration:g} s) was spent with "
+                                    f"{unstarted} item(s) not started; --resume runs them")
         finally:
             journal.close()
 
@@ -216,7 +222,10 @@ class _Run:
                    for p in self.plan.checks if p.check.id not in ran]
         not_run += [{"id": check_id, "title": _title(check_id), "reason": why}
                     for check_id, why in self.plan.skipped.items()]
-        verdict = ERROR if stopped else worst(c["verdict"] for c in checks)
+        # A failure found before the stop stands; otherwise a stopped run proved nothing either way.
+        # Nor does a run in which no check could run (all not applicable): never a pass.
+        verdict = worst([c["verdict"] for c in checks] + ([ERROR] if stopped else [])
+                        + ([] if checks or stopped else [INCONCLUSIVE]))
         target = self.target
         results = {
             "schema_version": 1,
@@ -252,8 +261,9 @@ class _CheckRun:
     """One check's items, run concurrently under the shared semaphore."""
 
     def __init__(self, planned: PlannedCheck, client: Client, reference: Client | None, reference_model: str,
-                 journal: Journal, semaphore: asyncio.Semaphore, previous: dict):
+                 journal: Journal, semaphore: asyncio.Semaphore, previous: dict, deadline: float | None = None):
         self.planned, self.client, self.journal = planned, client, journal
+        self.deadline, self.out_of_time = deadline, 0
         self.reference, self.reference_model = reference, reference_model
         self.semaphore, self.previous = semaphore, previous
         self.errors = dict.fromkeys(ERROR_CLASSES, 0)
@@ -366,13 +376,17 @@ class _CheckRun:
 
         internal = False
         async with self.semaphore:
-            try:
-                outcome = await item.execute(send)
-            except Exception as exc:   # kvv's bug: its own class, never the vendor's outage
-                internal = True
-                self.journal.write("internal", check=check_id, item=item.id, traceback=traceback.format_exc())
-                outcome = Outcome(ERROR, f"kvv internal error (a bug in kvv, not the vendor's fault): "
-                                         f"{type(exc).__name__}: {exc}")
+            if self.deadline is not None and time.monotonic() >= self.deadline:
+                self.out_of_time += 1
+                outcome = Outcome(ERROR, "not run: the run's --max-duration was spent before this item started")
+            else:
+                try:
+                    outcome = await item.execute(send)
+                except Exception as exc:   # kvv's bug: its own class, never the vendor's outage
+                    internal = True
+                    self.journal.write("internal", check=check_id, item=item.id, traceback=traceback.format_exc())
+                    outcome = Outcome(ERROR, f"kvv internal error (a bug in kvv, not the vendor's fault): "
+                                             f"{type(exc).__name__}: {exc}")
         result = {"id": item.id, "mode": item.mode, "verdict": outcome.verdict, "message": outcome.message,
                   "digest": item.digest, "requests": sent["requests"], "attempts": sent["attempts"],
                   "resumed": False, "data": outcome.data, "errors": errors, "tokens": tokens,

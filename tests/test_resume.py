@@ -105,3 +105,18 @@ def test_a_changed_expectation_is_judged_again(kvv, simulator, tmp_path):
     again = run(kvv, sim.url, "--only", "prompt-tokens", "--cases", str(cases), "--resume")
     assert again.exit_code == 1, again.output
     assert not any(i["resumed"] for i in again.check("prompt-tokens")["items"])
+
+
+def test_a_spent_budget_stops_starting_items_and_resume_finishes(kvv, simulator):
+    sim = simulator("kimi-k3")
+    short = run(kvv, sim.url, "--suite", "tools", "--max-duration", "1")
+    assert short.exit_code == 3, short.output
+    results = short.results
+    assert results["complete"] is False and "--max-duration 1 s" in results["stopped"]
+    items = [i for c in results["checks"] for i in c["items"]]
+    unstarted = [i for i in items if i["message"].startswith("not run: the run's --max-duration")]
+    assert unstarted and all(i["requests"] == 0 and i["verdict"] == "error" for i in unstarted)
+    done = sum(1 for i in items if i["verdict"] != "error")
+    finished = run(kvv, sim.url, "--suite", "tools", "--resume")
+    assert finished.exit_code == 0, finished.output
+    assert finished.results["complete"] is True and finished.results["totals"]["reused"] == done

@@ -137,6 +137,9 @@ class Check:
     # Checks with a statistical verdict replace "worst item wins": given the item records
     # ({"id", "mode", "verdict", "message", "data"}), return a Summary.
     summarize: Callable[[list[dict[str, Any]], Context], "Summary"] | None = None
+    # Its items depend on what the endpoint is (Context.simulator, learnt by the probe), so the
+    # runner plans it again once that is known.
+    endpoint_sensitive: bool = False
 
 
 @dataclass

@@ -342,5 +342,6 @@ CHECKS = [
           "tool parser or sampling), and tool calls whose arguments break the declared schema",
           ("tools",), _build,
           # temperature 0 and max-tokens 0 keep each request's recorded value.
-          {"requests": None, "reference": None, "temperature": 0.0, "max-tokens": 0}, _summarize),
+          {"requests": None, "reference": None, "temperature": 0.0, "max-tokens": 0}, _summarize,
+          endpoint_sensitive=True),
 ]

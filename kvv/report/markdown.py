@@ -143,6 +143,9 @@ def run_notes(results: dict) -> list[str]:
         notes.append(f"**Stopped:** {inline(results['stopped'], 1000)}")
     elif results.get("complete") is False:
         notes.append("**Incomplete run.**")
+    elif not results.get("checks") and results.get("not_run"):
+        notes.append("**Nothing ran:** no chosen check applies to this endpoint (see why under not run), "
+                     "so the run proves nothing: inconclusive.")
     target, totals = results.get("target", {}), results.get("totals", {})
     if target.get("simulated"):
         faults = (target.get("simulation") or {}).get("faults") or {}
