@@ -170,7 +170,7 @@ def plan(simulate: bool, sim_fault: tuple[str, ...], sim_seed: int, **flags: Any
     if uncapped:
         budget += f", plus {uncapped} answer(s) at the server's default max_tokens"
     click.echo(f"\n{len(planned.checks)} checks, {sum(len(p.items) for p in planned.checks)} items, "
-               f"{planned.requests} requests (+ up to {settings.max_retries} retries each on 429/5xx), "
+               f"{planned.requests} requests (+ 2 for the probe before the suite, + up to {settings.max_retries} retries each on 429/5xx), "
                f"{budget}.")
     for check_id, why in planned.skipped.items():
         click.echo(f"not run: {check_id} ({why})")
