@@ -298,3 +298,22 @@ def test_custom_files_and_resume(kvv, simulator, tmp_path):
     (tmp_path / "kvv.yaml").write_text((tmp_path / "kvv.yaml").read_text() + "    temperature: 0.6\n")
     refused = replay(kvv, sim, *args, "--resume")
     assert refused.exit_code == 2 and "checks.toolcall-replay" in refused.stderr
+
+
+def test_unusable_answers_are_never_agreement():
+    """A refused, broken or empty answer (e.g. `choices: []`) counts against the vendor on both axes."""
+    summarize = CHECKS[0].summarize
+    ctx = context(simulator=DEFAULT.identity)
+    reference = load_reference(None, len(load_requests(None)))
+    records = []
+    for index, finish in reference.items():
+        agrees = {"data_index": index, "finish_reason": finish, "tool_calls": int(finish == "tool_calls"),
+                  "valid": True if finish == "tool_calls" else None}
+        empty = {"data_index": index, "finish_reason": None, "tool_calls": 0, "valid": None, "unusable": True}
+        # Every answer where the reference stops in text comes back empty: "others" would agree with it.
+        records.append({"verdict": "fail" if finish != "tool_calls" else "pass",
+                        "data": empty if finish != "tool_calls" else agrees})
+    summary = summarize(records, ctx)
+    assert summary.verdict == "fail"
+    assert summary.details["fp"] == sum(1 for f in reference.values() if f != "tool_calls")
+    assert summary.details["schema_accuracy"]["verdict"] == "fail"

@@ -209,6 +209,8 @@ def _replay(index: int, body: dict[str, Any], recorded_reference: str | None):
             problems = ["finish_reason 'tool_calls' without any tool call"]
         valid = not problems if finish == TOOL_CALLS else None
         data.update(finish_reason=finish, tool_calls=len(calls), valid=valid)
+        if unanswered is not None:          # refused, broken or empty: counted against the vendor
+            data["unusable"] = True
         if reference_trouble is not None:
             return Outcome(ERROR, f"reference endpoint: {reference_trouble}", reference_ex, data)
         if trouble is not None:             # a broken stream or body: the vendor's defect, a non-tool answer
@@ -295,7 +297,13 @@ def _summarize(records: list[dict[str, Any]], ctx: Context) -> Summary:
         data = record.get("data") or {}           # none only when kvv itself broke on the item
         expected = data.get("reference_finish_reason") if reference is None else reference.get(data.get("data_index"))
         vendor = data["finish_reason"] == TOOL_CALLS if "finish_reason" in data else None
-        rows.append((vendor, None if expected is None else expected == TOOL_CALLS))
+        wanted = None if expected is None else expected == TOOL_CALLS
+        if data.get("unusable"):
+            # No answer to judge is never agreement: the worst case, the opposite of the reference
+            # (and, for all kvv knows, a broken tool call).
+            vendor = None if wanted is None else not wanted
+            invalid += 1
+        rows.append((vendor, wanted))
         valid += data.get("valid") is True
         invalid += data.get("valid") is False
         unknown += vendor is None
