@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import subprocess
 import sys
@@ -170,3 +171,30 @@ def test_a_5xx_for_the_valid_request_too_is_infrastructure():
     verdict, message, sent = _execute(reject_item(), [503, 502])
     assert (verdict, sent) == ("error", 2)
     assert message.startswith("server_error: HTTP 503")
+
+
+class _EchoingHandler(_Handler):
+    """Refuses the key and, like some gateways, quotes it back in the error."""
+
+    status = 401
+
+    def _answer(self):
+        self.body = json.dumps({"error": {"message": f"bad key {self.headers.get('Authorization')}"}}).encode()
+        super()._answer()
+
+
+def test_a_refused_key_echoed_back_is_masked_everywhere(kvv, tmp_path):
+    key = "sk-echoed-canary-5e8a1c9f"
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _EchoingHandler)
+    server.seen = []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        run = kvv("run", "--base-url", f"http://127.0.0.1:{server.server_address[1]}/v1", "--model", "m",
+                  env={"KVV_API_KEY": key})
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert run.exit_code == 3 and "bad key Bearer ***" in run.results["stopped"]
+    assert key not in run.output + run.stderr
+    for path in run.out.rglob("*"):
+        assert key not in path.read_text(errors="replace"), path
