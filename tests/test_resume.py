@@ -120,3 +120,21 @@ def test_a_spent_budget_stops_starting_items_and_resume_finishes(kvv, simulator)
     finished = run(kvv, sim.url, "--suite", "tools", "--resume")
     assert finished.exit_code == 0, finished.output
     assert finished.results["complete"] is True and finished.results["totals"]["reused"] == done
+
+
+def test_a_changed_contract_expectation_is_judged_again(kvv, simulator, tmp_path):
+    sim = simulator("kimi-k3")
+    cases = tmp_path / "tool-choice.yaml"
+
+    def write(status: int) -> None:
+        cases.write_text("cases:\n  - id: plain answer\n    request:\n      messages: [{role: user, content: hi}]\n"
+                         f"      max_tokens: 8\n    expect: {{status: {status}}}\n")
+    write(200)
+    config = tmp_path / "kvv.yaml"
+    config.write_text(f"checks:\n  tool-choice: {{cases: {cases}}}\n")
+    first = run(kvv, sim.url, "--config", str(config), "--only", "tool-choice")
+    assert first.exit_code == 0, first.output
+    write(400)                        # the same requests, another expectation
+    again = run(kvv, sim.url, "--config", str(config), "--only", "tool-choice", "--resume")
+    assert again.exit_code == 1, again.output
+    assert not any(i["resumed"] for i in again.check("tool-choice")["items"])

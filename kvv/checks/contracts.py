@@ -264,7 +264,7 @@ def _items(check_id: str, feature: str):
             control = ctx.control(profile.default_mode) if case["expect"]["status"] == 400 else None
             for label, extra in STREAM_MODES.items():
                 items.append(Item(f"{case['id']} [{label}]", [{**body, **extra}], judge, profile.default_mode,
-                                  request.get("max_tokens"), control=control))
+                                  request.get("max_tokens"), control=control, expects=case["expect"]))
         return items
     return build
 

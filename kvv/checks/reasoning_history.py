@@ -76,7 +76,7 @@ def _history_items(ctx: Context) -> list[Item]:
                               _grows, "thinking", 2))
             items.append(Item(f"history reasoning recalled [{name}]",
                               [request(data["reasoning"]["planted"], "recall", cap, stream)],
-                              _recalls(data["number"]), "thinking", cap))
+                              _recalls(data["number"]), "thinking", cap, expects=data["number"]))
     return items
 
 

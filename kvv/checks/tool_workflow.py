@@ -112,7 +112,9 @@ def _build(ctx: Context) -> list[Item]:
             body = ctx.body(mode, task.instruction, tools=tools, max_tokens=cap, **stream)
             items.append(Item(f"{task.id} [{label}]", [body], mode=mode,
                               token_ceiling=cap * task.request_limit, run=_conversation(task, body),
-                              request_count=task.request_limit))
+                              request_count=task.request_limit,
+                              expects={"expect": task.expect, "state": task.state, "rounds": task.rounds,
+                                       "min_parallel": task.min_parallel}))
     return items
 
 
