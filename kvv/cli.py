@@ -80,7 +80,8 @@ def _suite_options(command):
         click.option("--reference-model", help="Model name at the reference endpoint. [default: the --model value]"),
         click.option("--concurrency", type=click.IntRange(1, 256), help="Requests in flight. [default: 4]"),
         click.option("--timeout", type=FiniteFloat(min=0, min_open=True),
-                     help="Seconds per request. [default: 120]"),
+                     help="Seconds a request may wait between two bytes (a stalled connection); "
+                          "--request-deadline bounds the whole request. [default: 120]"),
         click.option("--max-duration", type=FiniteFloat(min=0, min_open=True), metavar="SECONDS",
                      help="Budget for the whole run: items not started by then are not run (error), and no "
                           "Retry-After wait goes past it. [default: the run is not time-boxed]"),
@@ -93,7 +94,9 @@ def _suite_options(command):
         click.option("--output-dir", type=click.Path(file_okay=False), help="Where results go. [default: kvv-out]"),
         click.option("--fail-on", type=click.Choice(FAIL_ON),
                      help="What breaks the build: fail, also inconclusive, or never. [default: fail]"),
-        click.option("--resume", is_flag=True, default=None, help="Reuse items already finished in the journal."),
+        click.option("--resume", is_flag=True, default=None,
+                     help="Reuse the items an earlier run of the same target and settings finished (its journal "
+                          "in --output-dir); exits 2 naming what differs if it was another run."),
         click.option("--api-key-env", metavar="NAME", help="Environment variable that holds the API key."),
         click.option("--allow-insecure-http", is_flag=True, default=None,
                      help="Allow plain http:// to a host that is not loopback."),
