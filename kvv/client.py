@@ -475,7 +475,9 @@ def _describe(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     # "All connection attempts failed" hides why; the operating system's error at the root says it.
     root = exc
-    while (root.__cause__ or root.__context__) is not None:
+    for _ in range(10):                 # a chain is short; a cycle must not hang us
+        if (root.__cause__ or root.__context__) is None:
+            break
         root = root.__cause__ or root.__context__
     if root is not exc and isinstance(root, OSError) and str(root) not in text:
         text += f" ({type(root).__name__}: {root})"
