@@ -272,20 +272,40 @@ class _CheckRun:
         self.clock = time.monotonic()
         self.duration: float | None = None
         self.result: dict[str, Any] | None = None
+        self.stopped_early = False
 
     async def run(self) -> None:
-        await asyncio.gather(*(self._item(i, item) for i, item in enumerate(self.planned.items)))
+        items = self.planned.items
+        if self.planned.check.settled is None:
+            await asyncio.gather(*(self._item(i, item) for i, item in enumerate(items)))
+        else:
+            await self._run_until_settled()
         self.duration = time.monotonic() - self.clock
         self.result = self.summary()        # while the journal is open for a crash's traceback
 
+    async def _run_until_settled(self) -> None:
+        """Start items in plan order while the verdict is open; once it is settled, no more."""
+        check, tasks = self.planned.check, []
+        for position, item in enumerate(self.planned.items):
+            await self.semaphore.acquire()
+            if check.settled(self._records(), self.planned.context):
+                self.semaphore.release()
+                self.stopped_early = True
+                break
+            tasks.append(asyncio.create_task(self._item(position, item, holding=True)))
+        await asyncio.gather(*tasks)
+
+    def _records(self) -> list[dict[str, Any]]:
+        return [self.finished[i] for i in sorted(self.finished)]
+
     def summary(self) -> dict[str, Any]:
         check, planned = self.planned.check, len(self.planned.items)
-        items = [self.finished[i] for i in sorted(self.finished)]
+        items = self._records()
         counts = {v: sum(1 for i in items if i["verdict"] == v) for v in (PASS, FAIL, ERROR)}
         n = len(items)
         evidence = [i["evidence"] for i in items if i.get("evidence")]
         internal = sum(1 for i in items if i.get("internal"))
-        if n < planned:
+        if n < planned and not self.stopped_early:
             verdict = ERROR
             metric = {"name": "pass_rate", "value": None, "lower": None, "upper": None, "confidence": 0.95}
             details = {"unfinished": planned - n}
@@ -326,6 +346,7 @@ class _CheckRun:
             "failed": counts[FAIL],
             "errored": counts[ERROR],
             "reused": sum(1 for i in items if i.get("resumed")),
+            "stopped_early": self.stopped_early,
             "metric": metric,
             "details": details,
             "common_failure": _common_failure(items),
@@ -337,7 +358,15 @@ class _CheckRun:
             "evidence": evidence[:EVIDENCE_PER_CHECK],
         }
 
-    async def _item(self, position: int, item: Item) -> None:
+    async def _item(self, position: int, item: Item, holding: bool = False) -> None:
+        """Run one item (or reuse it from the journal); `holding`: the caller acquired the semaphore."""
+        try:
+            await self._run_item(position, item, holding)
+        finally:
+            if holding:
+                self.semaphore.release()
+
+    async def _run_item(self, position: int, item: Item, holding: bool) -> None:
         check_id = self.planned.check.id
         done = self.previous.get((check_id, item.id, item.digest))
         if done is not None:
@@ -375,7 +404,7 @@ class _CheckRun:
             return ex
 
         internal = False
-        async with self.semaphore:
+        async with contextlib.nullcontext() if holding else self.semaphore:
             if self.deadline is not None and time.monotonic() >= self.deadline:
                 self.out_of_time += 1
                 outcome = Outcome(ERROR, "not run: the run's --max-duration was spent before this item started")

@@ -140,6 +140,11 @@ class Check:
     # Its items depend on what the endpoint is (Context.simulator, learnt by the probe), so the
     # runner plans it again once that is known.
     endpoint_sensitive: bool = False
+    # Sequential checks: given the records of the items finished so far, whether the verdict is
+    # settled. The runner then starts items in plan order and no more once it is; items in
+    # flight finish and count. Only for verdicts that stay valid however often they are looked
+    # at (anytime-valid tests), never for fixed-n bounds.
+    settled: Callable[[list[dict[str, Any]], Context], bool] | None = None
 
 
 @dataclass
