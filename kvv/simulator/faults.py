@@ -58,7 +58,7 @@ def resolve_faults(faults: dict[str, FaultValue]) -> dict[str, FaultValue]:
     for name, value in faults.items():
         entry = _entry(name)
         value = entry["default"] if value is None else value
-        if not _fits(entry["value"], value):
+        if not _fits(entry["value"], value) or ("min" in entry and value < entry["min"]):
             raise _bad_value(name, entry["value"], repr(value))
         resolved[name] = value
     return resolved
@@ -101,5 +101,10 @@ def _fits(kind: str, value: FaultValue) -> bool:
 
 
 def _bad_value(name: str, kind: str, got: str) -> ConfigError:
-    expected = _EXPECTED[kind].format(name=name)
+    entry = _entry(name)
+    if "min" in entry:        # a size with a floor, e.g. a token count
+        number = "an integer" if kind == "delta" else "a number"
+        expected = f"{number} of at least {entry['min']}, e.g. {name}={entry['default']}"
+    else:
+        expected = _EXPECTED[kind].format(name=name)
     return ConfigError(f"bad value {got}; expected {expected}", source="--fault", path=name)

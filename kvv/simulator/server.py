@@ -7,7 +7,8 @@ A chat request passes through stages in order; a fault hooks into the stage it d
   contract    catalogue `waives` (ignore-*, accept-n), thinking-ignored, tool-choice-ignored,
               response-format-ignored, dynamic-tools-ignored, drop-reasoning-history
   generation  max-tokens-ignored, tool-trigger-drift, tool-args-invalid, tool-args-broken-json,
-              tool-id-format, tool-finish-reason-stop
+              tool-id-format, tool-finish-reason-stop, long-output-corrupt, truncate-output;
+              benchmark items (benchmarks.py): accuracy-drop, image-dropped, image-downscale
   usage       usage-off, no-stream-usage
   streaming   stream-tool-index-bug, stream-cut
 
@@ -35,6 +36,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from ..profile import Profile
+from .benchmarks import BenchmarkModel, Gold, corrupted, simulated_accuracy
 from .calls import DEFAULT_ID_FORMAT, arguments_for, call_id, calls_by_default, calls_so_far, requested_tools
 from .conversation import last_user_text
 from .effort import reasoning_scale, requested_effort, switched_off
@@ -102,6 +104,8 @@ class Simulator:
 
     `workflows` is a tool-workflows YAML whose tasks the model plays (default: kvv's own).
     `tokenizer` names the tokenizer and chat template it counts with (tokenizer.TOKENIZERS).
+    `benchmark_answers` is the answer key of the benchmark items it knows (benchmarks.answer_key);
+    `benchmark_accuracy` overrides, per benchmark id, the accuracy it answers them with.
     `stats` is a snapshot: {"requests": n, "statuses": {status: n}, "faults": {name: n}},
     where a fault counts each time it changed an answer.
     """
@@ -109,7 +113,8 @@ class Simulator:
     def __init__(self, profile: Profile, faults: dict[str, FaultValue] | None = None, *,
                  seed: int = 0, host: str = "127.0.0.1", port: int = 0,
                  api_key: str | None = None, retry_after: float = 1.0, workflows: str | None = None,
-                 tokenizer: str = DEFAULT.id):
+                 tokenizer: str = DEFAULT.id, benchmark_answers: dict[str, Gold] | None = None,
+                 benchmark_accuracy: dict[str, float] | None = None):
         if tokenizer not in TOKENIZERS:
             raise ValueError(f"unknown tokenizer {tokenizer!r}; expected one of {', '.join(TOKENIZERS)}")
         self.tokenizer = TOKENIZERS[tokenizer]
@@ -122,6 +127,8 @@ class Simulator:
         self._waivers = waived_parameters(self.faults)
         self._effort_levels: list[str] = list(profile.feature("thinking-effort") or [])
         self._id_format: str = profile.feature("tool-call-id") or DEFAULT_ID_FORMAT
+        self.benchmarks = BenchmarkModel(profile.id, {**simulated_accuracy(profile), **(benchmark_accuracy or {})},
+                                         benchmark_answers, self.faults, seed)
         self._lock = threading.Lock()
         self._times_seen: dict[str, int] = {}
         self._stats: dict[str, Any] = {"requests": 0, "statuses": {}, "faults": {}}
@@ -311,9 +318,18 @@ class Simulator:
         turn = self._turn(request, key)
         scale = reasoning_scale(request.effort, self._effort_levels) if request.effort else 1
         choices = []
+        cap = self.faults.get("truncate-output")
         for index in range(body.get("n") or 1):
-            full = self._in_tokens(answer(self.seed, body["messages"], index, thinking=request.mode == "thinking",
-                                          reasoning_scale=scale, content=turn.content, calls=turn.calls))
+            written = self._benchmark_answer(request, key, index, scale)
+            if written is None:
+                written = answer(self.seed, body["messages"], index, thinking=request.mode == "thinking",
+                                 reasoning_scale=scale, content=turn.content, calls=turn.calls)
+            full = self._garbled(self._in_tokens(written), key, index)
+            if cap is not None and len(full) > cap and (limit is None or cap < limit
+                                                        or "max-tokens-ignored" in self.faults):
+                self._injected("truncate-output")
+                choices.append((full.truncated(cap), "length"))
+                continue
             if limit is not None and len(full) > limit:
                 if "max-tokens-ignored" not in self.faults:
                     choices.append((full.truncated(limit), "length"))
@@ -321,6 +337,31 @@ class Simulator:
                 self._injected("max-tokens-ignored")
             choices.append((full, self._finish_reason(full)))
         return choices
+
+    def _benchmark_answer(self, request: _Request, key: _DrawKey, index: int, scale: int) -> Answer | None:
+        """The answer to a benchmark item (benchmarks.py), or None if the request is not one."""
+        if request.tools:
+            return None
+        share = scale / len(self._effort_levels) if request.effort else 1.0
+        reply = self.benchmarks.reply(request.body, thinking=request.mode == "thinking", effort_share=share,
+                                      draw=f"{key.body_digest}:{key.attempt}:{index}")
+        if reply is None:
+            return None
+        written, applied = reply
+        for fault in applied:
+            self._injected(fault)
+        return written
+
+    def _garbled(self, full: Answer, key: _DrawKey, index: int) -> Answer:
+        """long-output-corrupt: every token after the N-th is garbage."""
+        if "long-output-corrupt" not in self.faults:
+            return full
+        rng = random.Random(f"{self.seed}:long-output-corrupt:{key.body_digest}:{key.attempt}:{index}")
+        garbled = corrupted(full, self.faults["long-output-corrupt"], rng)
+        if garbled is None:
+            return full
+        self._injected("long-output-corrupt")
+        return garbled
 
     def _in_tokens(self, full: Answer) -> Answer:
         """The answer's text cut into this simulator's tokens (the model writes in the default
