@@ -18,7 +18,7 @@ import pytest
 from kvv.benchmarks import BENCHMARKS, Params, aime2025, mmmu_pro, ocrbench
 from kvv.profile import load_profile
 from kvv.simulator import Simulator, fault_catalogue, parse_faults
-from kvv.simulator.benchmarks import DEFAULT_ACCURACY, answer_key, recognise
+from kvv.simulator.benchmarks import DEFAULT_ACCURACY, answer_key, fixture_rows, recognise
 from kvv.simulator.tokenizer import TOKENIZERS
 from kvv.errors import ConfigError
 from kvv.thinking import thinking_fields
@@ -51,7 +51,7 @@ def gif(seed: int) -> str:
     return "data:image/gif;base64," + base64.b64encode(data).decode()
 
 
-def fixture_rows(count: int = 300, seed: int = 7) -> dict[str, list[dict[str, Any]]]:
+def make_rows(count: int = 300, seed: int = 7) -> dict[str, list[dict[str, Any]]]:
     rng = random.Random(seed)
     words = ["CENTRE", "Exit 12", "x^{2}+1", "Total: 45.10", "STOP", "Route 66", "open 9-5", "Caf\u00e9 Nord"]
     types = ["Regular Text Recognition", "Irregular Text Recognition", "Scene Text-centric VQA",
@@ -71,7 +71,7 @@ def fixture_rows(count: int = 300, seed: int = 7) -> dict[str, list[dict[str, An
     return {"ocrbench": ocr, "mmmu-pro": mmmu, "aime2025": aime}
 
 
-ROWS = fixture_rows()
+ROWS = make_rows()
 KEY = answer_key(ROWS)
 
 
@@ -207,6 +207,18 @@ def test_items_missing_from_the_key_get_a_guess_in_the_right_format(bench):
     mmmu = run(sim, "mmmu-pro", rows=ROWS["mmmu-pro"][:60])
     assert not any(score.unparsed for score, _ in mmmu) and accuracy(mmmu) < 0.35
     assert not any(score.unparsed for score, _ in run(sim, "aime2025", rows=ROWS["aime2025"][:10]))
+
+
+def test_without_a_key_the_simulator_knows_the_dataset_stand_ins_fixtures(simulate):
+    rows = fixture_rows()
+    assert set(rows) == {"ocrbench", "mmmu-pro", "aime2025"} and all(rows.values())
+    sim = simulate("kimi-k3")                   # no benchmark_answers: the stand-in's key
+    for benchmark_id, benchmark_rows in rows.items():
+        results = run(sim, benchmark_id, rows=benchmark_rows)
+        assert abs(accuracy(results) - DEFAULT_ACCURACY[benchmark_id]) <= 0.15, benchmark_id
+        assert not any(score.unparsed for score, _ in results)
+    image_dropped = run(simulate("kimi-k3", {"image-dropped": None}), "ocrbench", rows=rows["ocrbench"])
+    assert accuracy(image_dropped) == 0
 
 
 @pytest.mark.parametrize("tokenizer", sorted(TOKENIZERS))

@@ -10,8 +10,9 @@ Anything else (tools, response_format, other conversations) is not an item.
 Finding the gold. The simulator does not know the dataset; it is given an answer key
 (`answer_key(rows)`: item key -> gold), where an item's key is a digest of what the model sees:
 the text and the decoded bytes of every image (so a data URL's mime spelling does not matter).
-An item missing from the key is one the model does not know: it answers in the right format
-with a guess.
+Without one it uses the key of the dataset stand-in's fixtures (datasets_server.py), so
+`kvv run --simulate` against the stand-in knows every item. An item missing from the key is
+one the model does not know: it answers in the right format with a guess.
 
 Knowing an item. Each item has a difficulty d in [0, 1) from a hash of the model (profile id),
 the benchmark and the item key, never of the simulator's seed: two healthy instances agree on
@@ -42,6 +43,7 @@ import json
 import random
 import string
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Iterable
 
 from ..benchmarks import BENCHMARKS, Params, aime2025, mmmu_pro, ocrbench
@@ -119,6 +121,30 @@ def answer_key(rows: dict[str, Iterable[dict[str, Any]]]) -> dict[str, Gold]:
     return key
 
 
+def fixture_rows() -> dict[str, list[dict[str, Any]]]:
+    """The dataset stand-in's built-in fixture rows, by benchmark id, in the row shape
+    kvv.benchmarks reads (images as data URLs of their bytes); {} without the stand-in."""
+    try:
+        from .datasets_server import FixtureImage, fixtures
+    except ImportError:
+        return {}
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for dataset in fixtures():
+        if dataset.spec_key not in BENCHMARKS:
+            continue
+        rows[dataset.spec_key] = [
+            {name: f"data:{value.mime};base64,{base64.b64encode(value.data).decode()}"
+             if isinstance(value, FixtureImage) else value for name, value in row.items()}
+            for row in dataset.rows]
+    return rows
+
+
+@lru_cache(maxsize=1)
+def fixture_answer_key() -> dict[str, Gold]:
+    """The answer key of the stand-in's fixture items (built once)."""
+    return answer_key(fixture_rows())
+
+
 def simulated_accuracy(profile: Any) -> dict[str, float]:
     """The accuracy a simulated deployment of `profile` scores per benchmark: the profile's
     `benchmark-accuracy`, else its `reference`, per benchmark (when the profile has a benchmark
@@ -147,10 +173,16 @@ class BenchmarkModel:
                  faults: dict[str, Any], seed: int, noise: float = NOISE):
         self.model = model
         self.accuracy = accuracy
-        self.answers = answers or {}
+        self._answers = answers           # None: the stand-in's fixtures, looked up on first use
         self.faults = faults
         self.seed = seed
         self.noise = noise
+
+    @property
+    def answers(self) -> dict[str, Gold]:
+        if self._answers is None:
+            self._answers = fixture_answer_key()
+        return self._answers
 
     def reply(self, body: dict[str, Any], *, thinking: bool, effort_share: float = 1.0,
               draw: str = "") -> tuple[Answer, set[str]] | None:
@@ -333,5 +365,5 @@ def _uniform(text: str) -> float:
     return int(hashlib.sha256(text.encode()).hexdigest()[:13], 16) / 16 ** 13
 
 
-__all__ = ["BenchmarkModel", "DEFAULT_ACCURACY", "Item", "answer_key", "corrupted", "simulated_accuracy",
-           "recognise"]
+__all__ = ["BenchmarkModel", "DEFAULT_ACCURACY", "Item", "answer_key", "corrupted", "fixture_answer_key",
+           "fixture_rows", "recognise", "simulated_accuracy"]

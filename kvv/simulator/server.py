@@ -104,7 +104,8 @@ class Simulator:
 
     `workflows` is a tool-workflows YAML whose tasks the model plays (default: kvv's own).
     `tokenizer` names the tokenizer and chat template it counts with (tokenizer.TOKENIZERS).
-    `benchmark_answers` is the answer key of the benchmark items it knows (benchmarks.answer_key);
+    `benchmark_answers` is the answer key of the benchmark items it knows (benchmarks.answer_key;
+    default: the dataset stand-in's fixtures);
     `benchmark_accuracy` overrides, per benchmark id, the accuracy it answers them with.
     `stats` is a snapshot: {"requests": n, "statuses": {status: n}, "faults": {name: n}},
     where a fault counts each time it changed an answer.
