@@ -347,5 +347,186 @@ def _handle_sigterm() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
+@cli.group()
+def datasets() -> None:
+    """Benchmark datasets: fill the cache before a run, list it, serve the local stand-in.
+
+    \b
+    The cache is KVV_CACHE_DIR (default $XDG_CACHE_HOME/kvv or ~/.cache/kvv); rows come from
+    the Hugging Face dataset viewer API (--datasets-server, else KVV_DATASETS_SERVER, else
+    https://datasets-server.huggingface.co), with HF_TOKEN as a bearer token when set.
+    """
+
+
+@datasets.command("pull")
+@click.option("--suite", metavar="NAME", help="The datasets a suite needs (bench, or all). [default: bench]")
+@click.option("--dataset", "names", multiple=True, metavar="ID",
+              help="A dataset by kvv's name (ocrbench) or Hugging Face id; NAME=ID or NAME=FILE.jsonl takes "
+                   "another id, or checks a local file, as that benchmark's (repeatable).")
+@click.option("--config", help="With --dataset: the config. [default: the dataset's, else default]")
+@click.option("--split", help="With --dataset: the split. [default: the dataset's, else test]")
+@click.option("--datasets-server", metavar="URL", help="Dataset viewer API base URL.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), help="[default: KVV_CACHE_DIR or the user cache]")
+@click.option("--refresh", is_flag=True, help="Fetch again even when the cache holds a good copy.")
+@click.option("--allow-insecure-http", is_flag=True, help="Allow plain http:// to a host that is not loopback.")
+def datasets_pull(suite: str | None, names: tuple[str, ...], config: str | None, split: str | None,
+                  datasets_server: str | None, cache_dir: str | None, refresh: bool, allow_insecure_http: bool) -> None:
+    """Fetch datasets into the cache (for air-gapped runners and actions/cache).
+
+    Exits 0 when every dataset is cached, 2 on bad usage or a bad local file, 3 when a dataset
+    cannot be had (unreachable, refused, malformed).
+    """
+    import asyncio
+
+    from . import datasets as ds
+
+    with _config_errors():
+        if suite and names:
+            raise ConfigError("give --suite or --dataset, not both", source="kvv datasets pull")
+        if (config or split) and not names:
+            raise ConfigError("--config and --split go with --dataset", source="kvv datasets pull")
+        if names:
+            specs = []
+            for name in names:
+                key, is_pair, value = name.partition("=")
+                if is_pair and key not in ds.builtin_specs():
+                    raise ConfigError(f"{name!r}: {key!r} is not one of {', '.join(ds.builtin_specs())}",
+                                      source="--dataset")
+                spec = ds.find_spec(key).override(dataset=value) if is_pair else ds.find_spec(name)
+                specs.append(spec.override(config=config, split=split))
+        else:
+            try:
+                specs = ds.suite_specs(suite or "bench")
+            except KeyError:
+                raise ConfigError(f"unknown suite {suite!r}; expected one of "
+                                  f"{', '.join([*ds.suites(), 'all'])}", source="--suite") from None
+        server = ds.viewer.check_server(ds.server_url(datasets_server), allow_insecure_http)
+
+    def progress(event: dict[str, Any]) -> None:
+        if "note" in event:
+            click.echo(f"  {event['dataset']}: {event['note']}", err=True)
+        else:
+            click.echo(f"  {event['dataset']}: {event['rows']:,}/{event['total']:,} rows, "
+                       f"{event['images']:,} images", err=True)
+
+    async def pull_all() -> list[str]:
+        failed = []
+        for spec in specs:
+            try:
+                data = await ds.aload(spec, server=server, cache_dir=cache_dir, refresh=refresh,
+                                      allow_insecure_http=allow_insecure_http, on_progress=progress)
+            except ds.DatasetError as exc:
+                click.echo(f"kvv: error: {exc}", err=True)
+                failed.append(spec.label)
+                continue
+            documented = f" (upstream documents {spec.rows:,})" if spec.rows and spec.rows != len(data) else ""
+            size = sum(i.size for r in data for i in r.images.values())
+            done = {"file": "a local file: checked, not cached", "cache": f"already cached -> {data.cache_dir}",
+                    "server": f"from {data.origin} -> {data.cache_dir}"}[data.source]
+            click.echo(f"{spec.key or spec.id}: {spec.label}: {len(data):,} row{'s' * (len(data) != 1)}{documented}, "
+                       f"{data.images:,} image{'s' * (data.images != 1)} ({_bytes(size)}), {done}")
+        return failed
+
+    with _config_errors():
+        failed = asyncio.run(pull_all())
+    if failed:
+        click.echo(f"kvv: {len(failed)} of {len(specs)} datasets not cached: {', '.join(failed)}", err=True)
+        sys.exit(3)
+
+
+@datasets.command("list")
+@click.option("--cache-dir", type=click.Path(file_okay=False), help="[default: KVV_CACHE_DIR or the user cache]")
+@click.option("--verify", is_flag=True, help="Also check every file's sha256 against its manifest.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def datasets_list(cache_dir: str | None, verify: bool, as_json: bool) -> None:
+    """Show what the cache holds: dataset, config, split, rows, images, size, when fetched."""
+    from .datasets import cache
+
+    root = cache.cache_root(cache_dir)
+    rows = []
+    for entry, manifest, problem in cache.entries(root):
+        if manifest is None:
+            rows.append({"path": str(entry), "status": f"unreadable: {problem}"})
+            continue
+        status = (cache.verify(entry) or "ok") if verify else None
+        rows.append({"dataset": manifest["dataset"], "config": manifest["config"], "split": manifest["split"],
+                     "rows": manifest["num_rows"], "images": manifest.get("images", 0),
+                     "size": manifest.get("size", 0), "fetched": manifest["fetched_at"],
+                     "server": manifest["server"], "path": str(entry), **({"status": status} if verify else {})})
+    if as_json:
+        click.echo(json.dumps({"cache": str(root), "datasets": rows}, indent=2, ensure_ascii=False))
+        return
+    if not rows:
+        click.echo(f"nothing cached in {root}; fill it with `kvv datasets pull --suite bench`")
+        return
+    headers = ["dataset", "config", "split", "rows", "images", "size", "fetched", "server"] + (["status"] if verify else [])
+    table = [[r.get("dataset", r["path"]), r.get("config", ""), r.get("split", ""), r.get("rows", ""),
+              r.get("images", ""), _bytes(r["size"]) if "size" in r else "", r.get("fetched", ""),
+              r.get("server", r.get("status", ""))] + ([r.get("status", "")] if verify else []) for r in rows]
+    click.echo(f"cache: {root}\n")
+    click.echo(tabulate(table, headers=headers, tablefmt="simple"))
+
+
+@datasets.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8001, show_default=True, type=click.IntRange(0, 65535), help="Port; 0 picks a free one.")
+@click.option("--expire-assets", type=click.Choice(["once", "always"]),
+              help="Refuse image URLs (403) until re-requested through /rows (once), or for ever.")
+@click.option("--rate-limit", default=0, type=click.IntRange(0), help="Answer the first N requests with 429.")
+@click.option("--retry-after", default="1", show_default=True, help="The Retry-After those 429s carry.")
+@click.option("--server-errors", default=0, type=click.IntRange(0), help="Then answer N requests with 503.")
+@click.option("--drop-field", "drop_fields", multiple=True, metavar="DATASET:ROW:FIELD",
+              help="Serve that row without that field (repeatable).")
+@click.option("--token-env", metavar="NAME", help="Require the bearer token held in this variable (gated).")
+@click.option("--separate-assets", is_flag=True, help="Serve images from a second port (another origin).")
+def datasets_serve(host: str, port: int, expire_assets: str | None, rate_limit: int, retry_after: str,
+                   server_errors: int, drop_fields: tuple[str, ...], token_env: str | None,
+                   separate_assets: bool) -> None:
+    """Serve kvv's fixture datasets through a local stand-in of the dataset viewer API.
+
+    \b
+    Example:
+      kvv datasets serve --port 8001 &
+      KVV_DATASETS_SERVER=http://127.0.0.1:8001 kvv datasets pull --suite bench
+    """
+    from .simulator.datasets_server import DatasetsServer, fixtures
+
+    with _config_errors():
+        drops = []
+        for value in drop_fields:
+            dataset, _, rest = value.partition(":")
+            row, _, name = rest.partition(":")
+            if not (dataset and row.isdigit() and name):
+                raise ConfigError(f"{value!r}: expected DATASET:ROW:FIELD", source="--drop-field")
+            drops.append((dataset, int(row), name))
+        token = os.environ.get(token_env) if token_env else None
+        if token_env and not token:
+            raise ConfigError(f"the variable {token_env} is not set (or empty)", source="--token-env")
+        try:
+            server = DatasetsServer(host=host, port=port, token=token, expire_assets=expire_assets,
+                                    rate_limit=rate_limit, retry_after=retry_after, server_errors=server_errors,
+                                    drop_fields=drops, separate_assets=separate_assets)
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", source="--port") from None
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(f"kvv datasets serve: warning: binding {host}, reachable beyond this machine", err=True)
+    served = ", ".join(f"{f.id} ({f.upstream}, {len(f.rows)} rows)" for f in fixtures())
+    click.echo(f"kvv datasets serve: dataset viewer API at {server.url} serving {served}; Ctrl-C stops")
+    sys.stdout.flush()
+    _handle_sigterm()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+def _bytes(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:,} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
 def main(args: list[str] | None = None) -> None:
     cli.main(args=args, prog_name="kvv")
