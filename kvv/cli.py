@@ -68,7 +68,8 @@ def _suite_options(command):
                           "or none. [default: the profile's]"),
         click.option("--suite", type=click.Choice(SUITES),
                      help="preflight (parameter contract, usage, streaming), tools (tool calling and the "
-                          "API contract), or all. [default: preflight]"),
+                          "API contract), bench (OCRBench, MMMU-Pro, AIME 2025 against the profile's "
+                          "reference, stopping once settled), or all. [default: preflight]"),
         click.option("--only", help="Run only these check ids (comma-separated)."),
         click.option("--skip", help="Skip these check ids (comma-separated)."),
         click.option("--cases", type=click.Path(dir_okay=False),
@@ -100,6 +101,11 @@ def _suite_options(command):
         click.option("--api-key-env", metavar="NAME", help="Environment variable that holds the API key."),
         click.option("--allow-insecure-http", is_flag=True, default=None,
                      help="Allow plain http:// to a host that is not loopback."),
+        click.option("--no-gate", "gate", flag_value=False, default=None,
+                     help="Run benchmarks even when a preflight check of the same run did not pass."),
+        click.option("--datasets-server", metavar="URL",
+                     help="Dataset viewer API benchmarks read rows from. [default: KVV_DATASETS_SERVER, else "
+                          "the public Hugging Face one]"),
         click.option("--simulate", is_flag=True, default=False,
                      help="Run against kvv's simulated vendor in-process (no endpoint or key needed)."),
         click.option("--sim-fault", multiple=True, metavar="NAME[=VALUE]",
@@ -331,9 +337,13 @@ def _target(flags: dict[str, Any], simulate: bool, faults: tuple[str, ...], seed
         raise ConfigError("--simulate replaces the endpoint; drop --base-url", source="--simulate")
     profile = load_profile(settings.profile)
     parsed = parse_faults(list(faults))
-    with Simulator(profile, parsed, seed=seed).start() as sim:
+    from .simulator.datasets_server import DatasetsServer
+
+    # The simulated vendor answers benchmark items from the stand-in's fixture datasets.
+    with Simulator(profile, parsed, seed=seed).start() as sim, DatasetsServer().start() as rows:
         settings.base_url = sim.url
         settings.model = settings.model or profile.id
+        settings.datasets_server = settings.datasets_server or rows.url
         target = runner.resolve_target(settings)
         target.simulated = {"faults": parsed, "seed": seed}
         target.simulator = sim.identity

@@ -46,6 +46,8 @@ class Settings:
     output_dir: str = "kvv-out"
     fail_on: str = "fail"
     resume: bool = False
+    gate: bool = True                      # benchmarks only after a passing preflight
+    datasets_server: str | None = None     # None: KVV_DATASETS_SERVER, else the public viewer API
     api_key_env: str | None = None
     allow_insecure_http: bool = False
     reference_base_url: str | None = None

@@ -50,6 +50,7 @@ class Profile:
     features: dict[str, Any] = field(default_factory=dict)
     thresholds: dict[str, Any] = field(default_factory=dict)
     references: dict[str, str] = field(default_factory=dict)   # check id -> built-in reference that holds
+    benchmarks: dict[str, dict[str, Any]] = field(default_factory=dict)   # check id -> parameters, reference
     sources: dict[str, str] = field(default_factory=dict)
     parameter_sources: dict[str, str] = field(default_factory=dict)
     path: str = ""
@@ -125,6 +126,7 @@ def _build(data: dict[str, Any], source: str) -> Profile:
         features=dict(data.get("features") or {}),
         thresholds=dict(data.get("thresholds") or {}),
         references=dict(data.get("references") or {}),
+        benchmarks=dict(data.get("benchmarks") or {}),
         sources=dict(data.get("sources") or {}),
         parameter_sources={k: v.get("source", "") for k, v in data.get("parameters", {}).items()},
         path=source,

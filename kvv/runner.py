@@ -163,6 +163,7 @@ class _Run:
         self.probe_notes: list[str] = []
         self.probe_requests = 0
         self.stopped: str | None = None
+        self.not_started: dict[str, str] = {}       # check id -> why it was planned but not run
 
     async def main(self) -> None:
         settings, target = self.settings, self.target
@@ -195,15 +196,35 @@ class _Run:
                 if settings.reference_base_url:
                     reference = await stack.enter_async_context(
                         Client(settings.reference_base_url, api_key=self.reference_key, **client_options))
+                loader = _Datasets(settings, simulated=target.simulated is not None)
+                for planned in self.plan.checks:
+                    planned.context.datasets = loader
                 self.runners = [_CheckRun(p, client, reference, settings.reference_model or target.model,
                                           journal, semaphore, self.previous, self.deadline) for p in self.plan.checks]
-                await asyncio.gather(*(r.run() for r in self.runners))
+                benchmarks = [r for r in self.runners if "bench" in r.planned.check.suites]
+                await asyncio.gather(*(r.run() for r in self.runners if r not in benchmarks))
+                if benchmarks:
+                    await self._gated(benchmarks)
                 unstarted = sum(r.out_of_time for r in self.runners)
                 if unstarted:
                     self.stopped = (f"the run's budget (--max-duration {settings.max_duration:g} s) was spent with "
                                     f"{unstarted} item(s) not started; --resume runs them")
         finally:
             journal.close()
+
+    async def _gated(self, benchmarks: list[_CheckRun]) -> None:
+        """Benchmarks run only after every preflight check of the run passed (upstream's rule):
+        a broken contract makes their scores meaningless. --no-gate runs them anyway."""
+        preflight = [r.result for r in self.runners if r not in benchmarks and "preflight" in r.planned.check.suites]
+        failed = [f"{c['id']} {c['verdict']}" for c in preflight if c and c["verdict"] != PASS]
+        if failed and self.settings.gate:
+            reason = (f"gated: preflight did not pass ({', '.join(failed)}), so benchmark scores would not mean "
+                      "much; fix the contract first, or run them anyway with --no-gate")
+            for runner in benchmarks:
+                self.not_started[runner.planned.check.id] = reason
+                self.runners.remove(runner)
+            return
+        await asyncio.gather(*(r.run() for r in benchmarks))
 
     def _probe_body(self) -> dict[str, Any]:
         profile = self.target.profile
@@ -218,7 +239,8 @@ class _Run:
         for check in checks:
             check["config_line"] = self.settings.config_lines.get(check["id"])
         ran = {c["id"] for c in checks}
-        not_run = [{"id": p.check.id, "title": p.check.title, "reason": "the run stopped first"}
+        not_run = [{"id": p.check.id, "title": p.check.title,
+                    "reason": self.not_started.get(p.check.id, "the run stopped first")}
                    for p in self.plan.checks if p.check.id not in ran]
         not_run += [{"id": check_id, "title": _title(check_id), "reason": why}
                     for check_id, why in self.plan.skipped.items()]
@@ -250,6 +272,26 @@ class _Run:
             "not_run": not_run,
         }
         return self.redactor.obj(results)
+
+
+class _Datasets:
+    """Benchmark rows, each dataset loaded once per run however many items ask for it."""
+
+    def __init__(self, settings: Settings, *, simulated: bool):
+        self.settings = settings
+        # A simulated run's stand-in listens on a new port each time: caching it would only litter.
+        self.use_cache = not simulated
+        self._loads: dict[str, asyncio.Future] = {}
+
+    async def __call__(self, spec: Any) -> Any:
+        from . import datasets
+
+        key = repr(spec)
+        if key not in self._loads:
+            self._loads[key] = asyncio.ensure_future(datasets.aload(
+                spec, server=self.settings.datasets_server, use_cache=self.use_cache,
+                allow_insecure_http=self.settings.allow_insecure_http))
+        return await self._loads[key]
 
 
 def _title(check_id: str) -> str:
@@ -288,7 +330,7 @@ class _CheckRun:
         check, tasks = self.planned.check, []
         for position, item in enumerate(self.planned.items):
             await self.semaphore.acquire()
-            if check.settled(self._records(), self.planned.context):
+            if check.settled(self._prefix(), self.planned.context):
                 self.semaphore.release()
                 self.stopped_early = True
                 break
@@ -298,6 +340,14 @@ class _CheckRun:
     def _records(self) -> list[dict[str, Any]]:
         return [self.finished[i] for i in sorted(self.finished)]
 
+    def _prefix(self) -> list[dict[str, Any]]:
+        """The finished items in plan order up to the first one still running: what a
+        sequential test may have seen (it must see items in the order they were drawn)."""
+        prefix = []
+        while len(prefix) in self.finished:
+            prefix.append(self.finished[len(prefix)])
+        return prefix
+
     def summary(self) -> dict[str, Any]:
         check, planned = self.planned.check, len(self.planned.items)
         items = self._records()
@@ -305,6 +355,7 @@ class _CheckRun:
         n = len(items)
         evidence = [i["evidence"] for i in items if i.get("evidence")]
         internal = sum(1 for i in items if i.get("internal"))
+        message = None
         if n < planned and not self.stopped_early:
             verdict = ERROR
             metric = {"name": "pass_rate", "value": None, "lower": None, "upper": None, "confidence": 0.95}
@@ -313,6 +364,7 @@ class _CheckRun:
             try:
                 summary = check.summarize(items, self.planned.context)
                 verdict, metric, details = summary.verdict, summary.metric, summary.details
+                message = summary.message
             except Exception as exc:     # kvv's bug, never the vendor's outage
                 internal += 1
                 self.journal.write("internal", check=check.id, where="summarize", traceback=traceback.format_exc())
@@ -350,6 +402,7 @@ class _CheckRun:
             "metric": metric,
             "details": details,
             "common_failure": _common_failure(items),
+            "message": message,
             "errors": errors,
             "tokens": tokens,
             "duration_s": round(self.duration if self.duration is not None else time.monotonic() - self.clock, 3),

@@ -103,3 +103,12 @@ def no_internal_errors(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
                    if '"kind": "internal"' in line]
         if crashes:
             pytest.fail(f"kvv internal error in {journal}:\n{json.loads(crashes[0]).get('traceback')}")
+
+
+@pytest.fixture(autouse=True)
+def dataset_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Benchmark datasets are cached under a temporary directory, never the user's cache; no
+    test reaches the public dataset server (there is a stand-in in kvv.simulator)."""
+    monkeypatch.setenv("KVV_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "kvv-cache"))
+    monkeypatch.delenv("KVV_DATASETS_SERVER", raising=False)
+    monkeypatch.delenv("HF_TOKEN", raising=False)

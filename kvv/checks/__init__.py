@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from ..profile import Profile
 from .base import Check, Context, Item, Outcome
-from . import (contracts, effects, params, prompt_tokens, reasoning_history, streaming, thinking_toggle,
+from . import (bench, contracts, effects, params, prompt_tokens, reasoning_history, streaming, thinking_toggle,
                tool_schema, toolcall_replay, tool_workflow)
 
 # Parameters the built-in profiles pin; a user's profile may pin more, and gets a check for each.
 STANDARD_PARAMETERS = ("temperature", "top_p", "presence_penalty", "frequency_penalty", "n")
-SUITES = ("preflight", "tools", "all")
+SUITES = ("preflight", "tools", "bench", "all")
 
 
 def registry(profile: Profile | None = None) -> list[Check]:
@@ -29,6 +29,7 @@ def registry(profile: Profile | None = None) -> list[Check]:
         *prompt_tokens.CHECKS,
         *tool_workflow.CHECKS,
         *toolcall_replay.CHECKS,
+        *bench.CHECKS,
     ]
 
 

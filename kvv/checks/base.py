@@ -108,6 +108,9 @@ class Context:
     # from its X-KVV-Simulator header); None for any other endpoint. Decides which built-in
     # references hold.
     simulator: dict[str, str] | None = None
+    # Benchmarks load their rows through this (async, spec -> kvv.datasets.Dataset), provided by
+    # the runner; None while planning, which sends nothing.
+    datasets: Any = None
 
     def modes(self) -> tuple[str, ...]:
         """Thinking modes kvv can test: with no request format it only gets the server default."""
@@ -140,8 +143,8 @@ class Check:
     # Its items depend on what the endpoint is (Context.simulator, learnt by the probe), so the
     # runner plans it again once that is known.
     endpoint_sensitive: bool = False
-    # Sequential checks: given the records of the items finished so far, whether the verdict is
-    # settled. The runner then starts items in plan order and no more once it is; items in
+    # Sequential checks: given the records of the items finished so far (in plan order, up to
+    # the first one still running; the list only grows), whether the verdict is settled. The runner then starts items in plan order and no more once it is; items in
     # flight finish and count. Only for verdicts that stay valid however often they are looked
     # at (anytime-valid tests), never for fixed-n bounds.
     settled: Callable[[list[dict[str, Any]], Context], bool] | None = None
@@ -152,6 +155,7 @@ class Summary:
     verdict: str
     metric: dict[str, Any]          # {"name", "value", "lower", "upper", "confidence"}
     details: dict[str, Any] = field(default_factory=dict)   # further metrics, per mode, counts
+    message: str | None = None      # the verdict in one sentence, where items alone do not say it
 
 
 def transport_problem(ex: Exchange) -> Outcome | None:

@@ -230,6 +230,8 @@ def _finding(check: dict) -> str:
     if check.get("details"):
         parts.append(_measurements(check["details"]))
     bad = bad_items(check)
+    if check.get("message"):
+        parts.append(f"**{inline(check['message'], 1000)}**")
     if check.get("common_failure"):
         parts.append(f"Every item ({len(bad)}): {inline(check['common_failure'], 1000)}")
     elif bad:

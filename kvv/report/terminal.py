@@ -61,7 +61,9 @@ def render(results: dict, *, color: bool = False, paths: Mapping[str, Path] | No
 def _reason(check: dict) -> str:
     """`✗ id: first bad item: its message (+N more)`, on one line."""
     bad = bad_items(check)
-    if check.get("common_failure"):
+    if check.get("message"):
+        why = check["message"]
+    elif check.get("common_failure"):
         why = f"every item ({len(bad)}): {check['common_failure']}"
     elif bad:
         why = first_bad(bad)

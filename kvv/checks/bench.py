@@ -1,0 +1,200 @@
+"""Benchmarks as checks: OCRBench, MMMU-Pro and AIME 2025, judged by an anytime-valid test.
+
+Items are draws of dataset rows, seeded and uniform with replacement, so the estimand is the
+benchmark's expected accuracy and the test (kvv.sequential.OneSample) may be looked at after
+every item: the runner stops sending once it is settled (Check.settled). A gross fault fails in
+a few dozen items, not after the whole set.
+
+The verdict compares the vendor's accuracy with the profile's reference r (its source and its
+sample size n_r: part of α is spent on r's own error) under a tolerance τ: FAIL when the
+accuracy is shown below r − τ, PASS when shown above it, else INCONCLUSIVE with the
+certifiable margin (the smallest τ the items seen support).
+
+The build sends nothing: it draws row indices from the dataset's size as the cache, a local
+file or the profile's catalogue knows it. Rows are loaded on first use through
+`Context.datasets`, which the runner provides.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict
+from typing import Any
+
+from .. import benchmarks, datasets
+from ..benchmarks.base import Params, RowError
+from ..errors import ConfigError
+from ..exchange import Exchange
+from ..sequential import OneSample
+from ..verdict import ERROR, FAIL, PASS
+from .base import Check, Context, Item, NotApplicable, Outcome, Send, Summary, answer_problem, transport_problem
+
+ALPHA = 0.01                    # per side (DESIGN.md §3)
+DEFAULT_TOLERANCE = 0.05        # what one pass against a published number can resolve (issue 7 item 5)
+# check id -> (benchmark module id, dataset key in kvv/data/datasets.yaml)
+BENCHMARKS = {"ocrbench": ("ocrbench", "ocrbench"), "mmmu-pro": ("mmmu-pro", "mmmu-pro"),
+              "aime2025": ("aime2025", "aime2025")}
+OPTIONS = {"dataset": None, "reference": 0.0, "reference-n": 0, "tolerance": 0.0, "max-items": 0,
+           "epochs": 0, "max-tokens": 0, "seed": 1}     # 0: the profile's
+
+
+def _setting(ctx: Context, check_id: str) -> dict[str, Any]:
+    """The profile's entry for this benchmark, with the check's options over it."""
+    entry = dict((ctx.profile.benchmarks or {}).get(check_id) or {})
+    options = ctx.options
+    for name in ("reference", "reference-n", "tolerance", "max-tokens"):
+        if options.get(name):
+            entry[name] = options[name]
+    return entry
+
+
+def _build(check_id: str):
+    benchmark_id, dataset_key = BENCHMARKS[check_id]
+    module = benchmarks.benchmark(benchmark_id)
+
+    def build(ctx: Context) -> list[Item]:
+        setting = _setting(ctx, check_id)
+        if not setting.get("modes"):
+            raise NotApplicable(f"profile {ctx.profile.id} runs no {check_id} (upstream does not run it for "
+                                f"this model); a profile's `benchmarks.{check_id}.modes` enables it")
+        mode = ctx.profile.default_mode
+        spec = datasets.find_spec(dataset_key)
+        if ctx.options.get("dataset"):
+            spec = spec.override(ctx.options["dataset"])
+            if spec.local is not None:
+                datasets.load(spec)   # read now: a bad local file exits 2 before anything is sent
+        rows, _ = datasets.known_rows(spec)
+        if not rows:
+            raise NotApplicable(f"the size of {spec.label} is unknown until it is fetched: "
+                                f"run `{datasets.pull_command(spec)}` first")
+        per_mode = setting["modes"].get(mode)
+        if per_mode is None:
+            raise ConfigError(f"no parameters for mode {mode}", source=ctx.profile.path,
+                              path=f"benchmarks.{check_id}.modes")
+        per_mode = {**per_mode, **({"max-tokens": setting["max-tokens"]} if setting.get("max-tokens") else {})}
+        params = Params.for_mode(ctx.model, per_mode, think_mode=ctx.think_mode, mode=mode)
+        epochs = ctx.options.get("epochs") or per_mode.get("epochs", 1)
+        draws = ctx.options.get("max-items") or rows * epochs
+        rng = random.Random(f"{ctx.options.get('seed', 1)}:{check_id}")
+        items = []
+        for k in range(draws):
+            row = rng.randrange(rows)
+            items.append(Item(f"draw {k + 1}: row {row}", [], mode=mode, token_ceiling=params.max_tokens,
+                              run=_answer(module, spec, row, params, ctx), request_count=1,
+                              expects={"dataset": spec.label, "row": row, "params": asdict(params)}))
+        return items
+    return build
+
+
+def _answer(module: Any, spec: datasets.DatasetSpec, index: int, params: Params, ctx: Context):
+    async def run(send: Send) -> Outcome:
+        try:
+            dataset = await ctx.datasets(spec)
+        except datasets.DatasetError as exc:        # kvv could not get the row: not the vendor's fault
+            return Outcome(ERROR, f"dataset unavailable: {exc}", None, {"row": index, "score": None})
+        record = dataset[index % len(dataset)]
+        row = {**record.fields, **{name: image.data_url() for name, image in record.images.items()}}
+        try:
+            body = module.prompt(row, params)
+        except RowError as exc:
+            raise ConfigError(str(exc), source=spec.label, path=f"row {record.index}") from None
+        ex = await send(body)
+        data: dict[str, Any] = {"row": record.index}
+        problem = transport_problem(ex)
+        if problem is not None and problem.verdict == ERROR:       # unknown: blurs, never fakes
+            return Outcome(ERROR, problem.message, ex, {**data, "score": None})
+        unanswered = answer_problem(ex) if problem is None else problem.message
+        text = ex.message.content if unanswered is None and ex.message else None
+        score = module.score(row, text)
+        data.update(score=1.0 if score.correct else 0.0, **score.to_dict(), **_lengths(ex))
+        if unanswered is not None:      # refused, broken or empty: the vendor's defect, scored wrong
+            return Outcome(FAIL, f"no answer: {unanswered}", ex, data)
+        message = f"{'right' if score.correct else 'wrong'}: answered {score.parsed!r}, gold {score.gold!r}"
+        return Outcome(PASS if score.correct else FAIL, message, ex, data)
+    return run
+
+
+def _lengths(ex: Exchange) -> dict[str, Any]:
+    usage = ex.usage or {}
+    reasoning = ex.message.reasoning_content if ex.message else None
+    return {"completion_tokens": usage.get("completion_tokens"), "finish_reason": ex.finish_reason,
+            "reasoning_chars": len(reasoning or "")}
+
+
+def _test(records: list[dict[str, Any]], ctx: Context, check_id: str) -> OneSample | None:
+    setting = _setting(ctx, check_id)
+    if not setting.get("reference"):
+        return None
+    test = OneSample(setting["reference"], setting.get("tolerance") or DEFAULT_TOLERANCE, ALPHA,
+                     reference_n=setting.get("reference-n") or None)
+    for record in records:
+        test.update((record.get("data") or {}).get("score"))
+    return test
+
+
+def _settled(check_id: str):
+    # The runner asks before every item with a longer prefix of the same run: feed only what is
+    # new (rebuilding the test each time would cost O(n²) for a 1,000-item benchmark).
+    running: dict[int, tuple[Context, int, OneSample | None]] = {}
+
+    def settled(records: list[dict[str, Any]], ctx: Context) -> bool:
+        entry = running.get(id(ctx))
+        if entry is None or entry[0] is not ctx or entry[1] > len(records):
+            test = _test(records, ctx, check_id)
+        else:
+            test = entry[2]
+            if test is not None:
+                for record in records[entry[1]:]:
+                    test.update((record.get("data") or {}).get("score"))
+        running[id(ctx)] = (ctx, len(records), test)
+        return test is not None and test.decided
+    return settled
+
+
+def _summarize(check_id: str):
+    def summarize(records: list[dict[str, Any]], ctx: Context) -> Summary:
+        scores = [(r.get("data") or {}).get("score") for r in records]
+        known = [s for s in scores if s is not None]
+        accuracy = sum(known) / len(known) if known else None
+        details = {"scored": len(known), "errored": len(scores) - len(known),
+                   "unparsed": sum(1 for r in records if (r.get("data") or {}).get("unparsed"))}
+        test = _test(records, ctx, check_id)
+        if test is None:
+            details["reference"] = (f"none: set checks.{check_id}.reference (and reference-n) or a profile's "
+                                    f"benchmarks.{check_id}.reference to judge against one")
+            metric = {"name": "accuracy", "value": None if accuracy is None else round(accuracy, 4)}
+            return Summary("inconclusive", metric, details)
+        metric = {"name": "accuracy", **test.metric()}
+        metric["value"] = None if accuracy is None else round(accuracy, 4)
+        details["source"] = _setting(ctx, check_id).get("reference-source")
+        return Summary(test.verdict, metric, details, _sentence(test.verdict, len(records), metric))
+    return summarize
+
+
+def _sentence(verdict: str, n: int, m: dict[str, Any]) -> str:
+    """"FAIL after 23 items: accuracy ≤ 0.61 (99%), reference 0.89 − 0.05"."""
+    confidence = f"{(1 - m['alpha']) * 100:g}%"
+    reference = f"reference {m['reference']:g}" + ("" if m.get("reference_exact") else f" (n = {m['reference_n']})")
+    margin = f"{reference} − {m['tolerance']:g}"
+    if verdict == FAIL:
+        return f"FAIL after {n} items: accuracy ≤ {m['betting_upper']:.3f} ({confidence}), {margin}"
+    if verdict == PASS:
+        return f"PASS after {n} items: accuracy ≥ {m['betting_lower']:.3f} ({confidence}), {margin}"
+    return (f"undecided after {n} items: accuracy {m['value']:.3f}, within {m['certifiable_margin']:.3f} of the "
+            f"{reference} at {confidence} (tolerance {m['tolerance']:g}: a drop below that was not shown either)")
+
+
+def _check(check_id: str, title: str, detects: str) -> Check:
+    return Check(check_id, title, detects, ("bench",), _build(check_id), dict(OPTIONS), _summarize(check_id),
+                 settled=_settled(check_id))
+
+
+CHECKS = [
+    _check("ocrbench", "OCRBench accuracy within tolerance of the reference",
+           "a broken image pipeline (images dropped, downscaled, mis-encoded) or a degraded model: "
+           "OCR answers fall below the official accuracy"),
+    _check("mmmu-pro", "MMMU-Pro (10 options) accuracy within tolerance of the reference",
+           "vision preprocessing or multi-image input broken, or a quantised model scoring lower"),
+    _check("aime2025", "AIME 2025 accuracy within tolerance of the reference",
+           "long-output faults (KV cache, quantisation, truncation) losing accuracy on long reasoning"),
+]
