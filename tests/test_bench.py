@@ -92,3 +92,24 @@ def test_kvv_plan_counts_benchmark_items_with_no_network(kvv):
     run = kvv("plan", "--simulate", "--suite", "bench")
     assert run.exit_code == 0, run.output
     assert "ocrbench" in run.output and "1000" in run.output and "not run: aime2025" in run.output
+
+
+def test_paired_against_a_live_reference(kvv, simulator):
+    """Two healthy instances never fail each other; a gross drift fails in a few dozen pairs."""
+    official = simulator("kimi-k3", seed=7)
+    with DatasetsServer() as rows:
+        healthy = kvv("run", "--base-url", simulator("kimi-k3", seed=3).url, "--model", "kimi-k3", "--suite", "bench",
+                      "--only", "ocrbench", "--reference-base-url", official.url, "--datasets-server", rows.url,
+                      out="healthy")
+        broken = kvv("run", "--base-url", simulator("kimi-k3", "accuracy-drop=0.45").url, "--model", "kimi-k3",
+                     "--suite", "bench", "--only", "ocrbench", "--reference-base-url", official.url,
+                     "--datasets-server", rows.url, out="broken")
+    assert healthy.exit_code == 0, healthy.output
+    assert healthy.check("ocrbench")["verdict"] in ("pass", "inconclusive")
+    metric = healthy.check("ocrbench")["metric"]
+    assert metric["design"] == "paired" and metric["tolerance"] == 0.03 and 0 <= metric["discordance"] < 0.2
+    assert broken.exit_code == 1, broken.output
+    check = broken.check("ocrbench")
+    assert check["stopped_early"] and check["n"] <= 80
+    assert check["message"].startswith(f"FAIL after {check['n']} paired items")
+    assert broken.results["totals"]["requests"] == 2 * check["n"]

@@ -17,6 +17,7 @@ file or the profile's catalogue knows it. Rows are loaded on first use through
 
 from __future__ import annotations
 
+import asyncio
 import random
 from dataclasses import asdict
 from typing import Any
@@ -25,12 +26,13 @@ from .. import benchmarks, datasets
 from ..benchmarks.base import Params, RowError
 from ..errors import ConfigError
 from ..exchange import Exchange
-from ..sequential import OneSample
+from ..sequential import OneSample, Paired
 from ..verdict import ERROR, FAIL, PASS
 from .base import Check, Context, Item, NotApplicable, Outcome, Send, Summary, answer_problem, transport_problem
 
 ALPHA = 0.01                    # per side (DESIGN.md §3)
 DEFAULT_TOLERANCE = 0.05        # what one pass against a published number can resolve (issue 7 item 5)
+PAIRED_TOLERANCE = 0.03         # the same items to both endpoints: item difficulty cancels
 # check id -> (benchmark module id, dataset key in kvv/data/datasets.yaml)
 BENCHMARKS = {"ocrbench": ("ocrbench", "ocrbench"), "mmmu-pro": ("mmmu-pro", "mmmu-pro"),
               "aime2025": ("aime2025", "aime2025")}
@@ -79,8 +81,9 @@ def _build(check_id: str):
         items = []
         for k in range(draws):
             row = rng.randrange(rows)
-            items.append(Item(f"draw {k + 1}: row {row}", [], mode=mode, token_ceiling=params.max_tokens,
-                              run=_answer(module, spec, row, params, ctx), request_count=1,
+            sends = 2 if ctx.reference else 1
+            items.append(Item(f"draw {k + 1}: row {row}", [], mode=mode, token_ceiling=params.max_tokens * sends,
+                              run=_answer(module, spec, row, params, ctx), request_count=sends,
                               expects={"dataset": spec.label, "row": row, "params": asdict(params)}))
         return items
     return build
@@ -98,20 +101,45 @@ def _answer(module: Any, spec: datasets.DatasetSpec, index: int, params: Params,
             body = module.prompt(row, params)
         except RowError as exc:
             raise ConfigError(str(exc), source=spec.label, path=f"row {record.index}") from None
-        ex = await send(body)
-        data: dict[str, Any] = {"row": record.index}
-        problem = transport_problem(ex)
-        if problem is not None and problem.verdict == ERROR:       # unknown: blurs, never fakes
-            return Outcome(ERROR, problem.message, ex, {**data, "score": None})
-        unanswered = answer_problem(ex) if problem is None else problem.message
-        text = ex.message.content if unanswered is None and ex.message else None
-        score = module.score(row, text)
-        data.update(score=1.0 if score.correct else 0.0, **score.to_dict(), **_lengths(ex))
-        if unanswered is not None:      # refused, broken or empty: the vendor's defect, scored wrong
-            return Outcome(FAIL, f"no answer: {unanswered}", ex, data)
-        message = f"{'right' if score.correct else 'wrong'}: answered {score.parsed!r}, gold {score.gold!r}"
-        return Outcome(PASS if score.correct else FAIL, message, ex, data)
+        if ctx.reference:               # paired: the same item to the official endpoint, at once
+            ex, official = await asyncio.gather(send(body), send(body, reference=True))
+            theirs, _ = _scored(module, row, official)
+            if theirs is None:
+                return Outcome(ERROR, f"reference endpoint: {_trouble(official)}", official,
+                               {"row": record.index, "score": None, "reference_score": None})
+        else:
+            ex, theirs = await send(body), None
+        ours, data = _scored(module, row, ex)
+        data = {"row": record.index, **data, "reference_score": theirs}
+        if ours is None:                # unknown: blurs the verdict, never fakes one
+            return Outcome(ERROR, _trouble(ex), ex, data)
+        if data.get("no_answer"):       # refused, broken or empty: the vendor's defect, scored wrong
+            return Outcome(FAIL, f"no answer: {data['no_answer']}", ex, data)
+        message = f"{'right' if ours else 'wrong'}: answered {data['parsed']!r}, gold {data['gold']!r}"
+        if theirs is not None:
+            message += f"; the reference was {'right' if theirs else 'wrong'}"
+        return Outcome(PASS if ours else FAIL, message, ex, data)
     return run
+
+
+def _scored(module: Any, row: dict[str, Any], ex: Exchange) -> tuple[float | None, dict[str, Any]]:
+    """(1.0 right / 0.0 wrong / None unknown, the item's facts) for one endpoint's answer."""
+    problem = transport_problem(ex)
+    if problem is not None and problem.verdict == ERROR:
+        return None, {"score": None}
+    unanswered = answer_problem(ex) if problem is None else problem.message
+    text = ex.message.content if unanswered is None and ex.message else None
+    score = module.score(row, text)
+    value = 1.0 if score.correct else 0.0
+    data = {"score": value, **score.to_dict(), **_lengths(ex)}
+    if unanswered is not None:
+        data["no_answer"] = unanswered
+    return value, data
+
+
+def _trouble(ex: Exchange) -> str:
+    problem = transport_problem(ex)
+    return problem.message if problem is not None else "no answer"
 
 
 def _lengths(ex: Exchange) -> dict[str, Any]:
@@ -121,15 +149,28 @@ def _lengths(ex: Exchange) -> dict[str, Any]:
             "reasoning_chars": len(reasoning or "")}
 
 
-def _test(records: list[dict[str, Any]], ctx: Context, check_id: str) -> OneSample | None:
+def _test(records: list[dict[str, Any]], ctx: Context, check_id: str) -> OneSample | Paired | None:
+    """The sequential test fed with `records`: paired with a live reference, else one-sample
+    against the profile's (or the check's) published reference; None with neither."""
     setting = _setting(ctx, check_id)
-    if not setting.get("reference"):
+    if ctx.reference:
+        test: OneSample | Paired = Paired(ctx.options.get("tolerance") or PAIRED_TOLERANCE, ALPHA)
+    elif setting.get("reference"):
+        test = OneSample(setting["reference"], setting.get("tolerance") or DEFAULT_TOLERANCE, ALPHA,
+                         reference_n=setting.get("reference-n") or None)
+    else:
         return None
-    test = OneSample(setting["reference"], setting.get("tolerance") or DEFAULT_TOLERANCE, ALPHA,
-                     reference_n=setting.get("reference-n") or None)
     for record in records:
-        test.update((record.get("data") or {}).get("score"))
+        _feed(test, record)
     return test
+
+
+def _feed(test: OneSample | Paired, record: dict[str, Any]) -> None:
+    data = record.get("data") or {}
+    if isinstance(test, Paired):
+        test.update(data.get("score"), data.get("reference_score"))
+    else:
+        test.update(data.get("score"))
 
 
 def _settled(check_id: str):
@@ -145,7 +186,7 @@ def _settled(check_id: str):
             test = entry[2]
             if test is not None:
                 for record in records[entry[1]:]:
-                    test.update((record.get("data") or {}).get("score"))
+                    _feed(test, record)
         running[id(ctx)] = (ctx, len(records), test)
         return test is not None and test.decided
     return settled
@@ -160,13 +201,16 @@ def _summarize(check_id: str):
                    "unparsed": sum(1 for r in records if (r.get("data") or {}).get("unparsed"))}
         test = _test(records, ctx, check_id)
         if test is None:
-            details["reference"] = (f"none: set checks.{check_id}.reference (and reference-n) or a profile's "
-                                    f"benchmarks.{check_id}.reference to judge against one")
+            details["reference"] = (f"none: set checks.{check_id}.reference (and reference-n), a profile's "
+                                    f"benchmarks.{check_id}.reference, or --reference-base-url to judge against one")
             metric = {"name": "accuracy", "value": None if accuracy is None else round(accuracy, 4)}
-            return Summary("inconclusive", metric, details)
+            measured = "nothing scored" if accuracy is None else f"accuracy {accuracy:.3f} over {len(known)} items"
+            return Summary("inconclusive", metric, details, f"measured, not judged: {measured}; no reference ("
+                           f"set checks.{check_id}.reference and reference-n, or --reference-base-url)")
         metric = {"name": "accuracy", **test.metric()}
         metric["value"] = None if accuracy is None else round(accuracy, 4)
-        details["source"] = _setting(ctx, check_id).get("reference-source")
+        details["source"] = ("live: the same items sent to --reference-base-url" if ctx.reference
+                             else _setting(ctx, check_id).get("reference-source"))
         return Summary(test.verdict, metric, details, _sentence(test.verdict, len(records), metric))
     return summarize
 
@@ -174,6 +218,14 @@ def _summarize(check_id: str):
 def _sentence(verdict: str, n: int, m: dict[str, Any]) -> str:
     """"FAIL after 23 items: accuracy ≤ 0.61 (99%), reference 0.89 − 0.05"."""
     confidence = f"{(1 - m['alpha']) * 100:g}%"
+    if m.get("design") == "paired":
+        shown = f"vendor − reference on the same items, discordance {m['discordance']:.3f}"
+        if verdict == FAIL:
+            return f"FAIL after {n} paired items: {shown} ≤ {m['betting_upper']:.3f} ({confidence}), −{m['tolerance']:g}"
+        if verdict == PASS:
+            return f"PASS after {n} paired items: {shown} ≥ {m['betting_lower']:.3f} ({confidence}), −{m['tolerance']:g}"
+        return (f"undecided after {n} paired items: {shown} {m['difference']:.3f}, within "
+                f"{m['certifiable_margin']:.3f} of the reference at {confidence} (tolerance {m['tolerance']:g})")
     reference = f"reference {m['reference']:g}" + ("" if m.get("reference_exact") else f" (n = {m['reference_n']})")
     margin = f"{reference} − {m['tolerance']:g}"
     if verdict == FAIL:
