@@ -27,6 +27,7 @@ OPTIONS = {
     "think-mode": "--think-mode", "suite": "--suite", "config": "--config", "fail-on": "--fail-on",
     "only": "--only", "skip": "--skip", "concurrency": "--concurrency", "timeout": "--timeout",
     "request-deadline": "--request-deadline", "max-duration": "--max-duration",
+    "max-requests": "--max-requests", "max-completion-tokens": "--max-completion-tokens",
     "max-retries": "--max-retries", "cases": "--cases",
     "reference-base-url": "--reference-base-url", "reference-model": "--reference-model",
 }

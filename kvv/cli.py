@@ -86,6 +86,12 @@ def _suite_options(command):
         click.option("--max-duration", type=FiniteFloat(min=0, min_open=True), metavar="SECONDS",
                      help="Budget for the whole run: items not started by then are not run (error), and no "
                           "Retry-After wait goes past it. [default: the run is not time-boxed]"),
+        click.option("--max-requests", type=click.IntRange(min=1), metavar="N",
+                     help="Budget: HTTP requests (retries included) for the whole run; then no item starts. "
+                          "[default: the run is not capped]"),
+        click.option("--max-completion-tokens", type=click.IntRange(min=1), metavar="N",
+                     help="Budget: completion tokens the vendor reports, for the whole run. "
+                          "[default: the run is not capped]"),
         click.option("--request-deadline", type=FiniteFloat(min=0, min_open=True), metavar="SECONDS",
                      help="Total seconds one request attempt may take, connect to last byte (--timeout bounds "
                           "only the gap between bytes). [default: the floor max(60 s, --timeout) plus 0.1 s per "

@@ -41,6 +41,8 @@ class Settings:
     concurrency: int = 4
     timeout: float = 120.0
     max_duration: float | None = None      # seconds for the whole run; None: no budget
+    max_requests: int | None = None        # HTTP requests (retries included) for the whole run
+    max_completion_tokens: int | None = None   # completion tokens the vendor reports, whole run
     request_deadline: float | None = None  # None: derived per request (client.Client.deadline_for)
     max_retries: int = 4
     output_dir: str = "kvv-out"

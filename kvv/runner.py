@@ -170,10 +170,9 @@ class _Run:
         out = Path(settings.output_dir)
         journal = Journal(out / "journal.jsonl", self.redactor, append=settings.resume)
         semaphore = asyncio.Semaphore(settings.concurrency)
-        # --max-duration: the run's end, which no item starts after and no Retry-After wait passes.
-        self.deadline = self.clock + settings.max_duration if settings.max_duration else None
+        self.budget = _Budget(settings, self.clock)
         client_options = dict(timeout=settings.timeout, request_deadline=settings.request_deadline,
-                              max_retries=settings.max_retries, deadline=self.deadline,
+                              max_retries=settings.max_retries, deadline=self.budget.deadline,
                               allow_insecure_http=settings.allow_insecure_http, max_connections=settings.concurrency)
         try:
             journal.write("run", resumed=settings.resume, **self.record)
@@ -200,15 +199,14 @@ class _Run:
                 for planned in self.plan.checks:
                     planned.context.datasets = loader
                 self.runners = [_CheckRun(p, client, reference, settings.reference_model or target.model,
-                                          journal, semaphore, self.previous, self.deadline) for p in self.plan.checks]
+                                          journal, semaphore, self.previous, self.budget) for p in self.plan.checks]
                 benchmarks = [r for r in self.runners if "bench" in r.planned.check.suites]
                 await asyncio.gather(*(r.run() for r in self.runners if r not in benchmarks))
                 if benchmarks:
                     await self._gated(benchmarks)
-                unstarted = sum(r.out_of_time for r in self.runners)
-                if unstarted:
-                    self.stopped = (f"the run's budget (--max-duration {settings.max_duration:g} s) was spent with "
-                                    f"{unstarted} item(s) not started; --resume runs them")
+                if self.budget.refused:
+                    self.stopped = (f"the run's budget ({', '.join(self.budget.reasons)}) was spent with "
+                                    f"{self.budget.refused} item(s) not started; --resume runs them")
         finally:
             journal.close()
 
@@ -274,6 +272,47 @@ class _Run:
         return self.redactor.obj(results)
 
 
+class _Budget:
+    """What the run may spend (--max-duration, --max-requests, --max-completion-tokens): no item
+    starts once one is spent; items in flight finish. The client gets the deadline too, so no
+    Retry-After wait passes it."""
+
+    def __init__(self, settings: Settings, started: float):
+        self.deadline = started + settings.max_duration if settings.max_duration else None
+        self.settings = settings
+        self.requests = self.completion_tokens = self.refused = 0
+        self.committed = 0                  # requests the items started so far may send (retries aside)
+        self.reasons: list[str] = []
+
+    def spend(self, attempt: dict[str, Any]) -> None:
+        self.requests += 1                      # every HTTP attempt is a request the vendor serves
+        tokens = (attempt.get("usage") or {}).get("completion_tokens")
+        if isinstance(tokens, int) and tokens > 0:
+            self.completion_tokens += tokens
+
+    def refuse(self, item: Item) -> str | None:
+        """Which budget keeps `item` from starting, or None."""
+        s = self.settings
+        reason = None
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            reason = f"--max-duration {s.max_duration:g} s"
+        elif s.max_requests and max(self.requests, self.committed) + self._requests(item) > s.max_requests:
+            reason = f"--max-requests {s.max_requests}"
+        elif s.max_completion_tokens and self.completion_tokens >= s.max_completion_tokens:
+            reason = f"--max-completion-tokens {s.max_completion_tokens}"
+        if reason is not None:
+            self.refused += 1
+            if reason not in self.reasons:
+                self.reasons.append(reason)
+        else:
+            self.committed += self._requests(item)
+        return reason
+
+    @staticmethod
+    def _requests(item: Item) -> int:
+        return item.request_count or len(item.requests) or 1
+
+
 class _Datasets:
     """Benchmark rows, each dataset loaded once per run however many items ask for it."""
 
@@ -303,9 +342,9 @@ class _CheckRun:
     """One check's items, run concurrently under the shared semaphore."""
 
     def __init__(self, planned: PlannedCheck, client: Client, reference: Client | None, reference_model: str,
-                 journal: Journal, semaphore: asyncio.Semaphore, previous: dict, deadline: float | None = None):
+                 journal: Journal, semaphore: asyncio.Semaphore, previous: dict, budget: _Budget | None = None):
         self.planned, self.client, self.journal = planned, client, journal
-        self.deadline, self.out_of_time = deadline, 0
+        self.budget = budget
         self.reference, self.reference_model = reference, reference_model
         self.semaphore, self.previous = semaphore, previous
         self.errors = dict.fromkeys(ERROR_CLASSES, 0)
@@ -435,6 +474,8 @@ class _CheckRun:
 
         def on_attempt(info: dict[str, Any]) -> None:
             sent["attempts"] += 1
+            if self.budget is not None:
+                self.budget.spend(info)
             if info.get("error") in self.errors:
                 self.errors[info["error"]] += 1
                 errors[info["error"]] = errors.get(info["error"], 0) + 1
@@ -458,9 +499,9 @@ class _CheckRun:
 
         internal = False
         async with contextlib.nullcontext() if holding else self.semaphore:
-            if self.deadline is not None and time.monotonic() >= self.deadline:
-                self.out_of_time += 1
-                outcome = Outcome(ERROR, "not run: the run's --max-duration was spent before this item started")
+            spent = self.budget.refuse(item) if self.budget is not None else None
+            if spent is not None:
+                outcome = Outcome(ERROR, f"not run: the run's {spent} was spent before this item started")
             else:
                 try:
                     outcome = await item.execute(send)

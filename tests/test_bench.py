@@ -113,3 +113,22 @@ def test_paired_against_a_live_reference(kvv, simulator):
     assert check["stopped_early"] and check["n"] <= 80
     assert check["message"].startswith(f"FAIL after {check['n']} paired items")
     assert broken.results["totals"]["requests"] == 2 * check["n"]
+
+
+@pytest.mark.parametrize("budget, value", [("--max-requests", "25"), ("--max-completion-tokens", "2000")])
+def test_a_budget_stops_sending_and_resume_continues(kvv, simulator, tmp_path, budget, value):
+    sim = simulator("kimi-k3")
+    with DatasetsServer() as rows:
+        args = ("run", "--base-url", sim.url, "--model", "kimi-k3", "--suite", "bench", "--only", "ocrbench",
+                "--datasets-server", rows.url, "--config", config(tmp_path, ocrbench={"max-items": 100}))
+        short = kvv(*args, budget, value)
+        results = short.results            # before the resumed run writes its own
+        resumed = kvv(*args, "--resume")
+    assert short.exit_code == 3, short.output
+    assert results["complete"] is False and budget in results["stopped"]
+    scored = [i for i in results["checks"][0]["items"] if i["verdict"] != "error"]
+    assert 0 < len(scored) < 100
+    if budget == "--max-requests":
+        assert results["totals"]["attempts"] <= 25
+    assert resumed.exit_code == 0, resumed.output
+    assert resumed.results["complete"] is True and resumed.results["totals"]["reused"] == len(scored)
