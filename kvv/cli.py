@@ -189,6 +189,11 @@ def plan(simulate: bool, sim_fault: tuple[str, ...], sim_seed: int, **flags: Any
                f"{budget}.")
     for check_id, why in planned.skipped.items():
         click.echo(f"not run: {check_id} ({why})")
+    from .checks.bench import expectation
+    for planned_check in planned.checks:
+        expected = expectation(planned_check)
+        if expected:
+            click.echo(f"{planned_check.check.id} stops once settled: {expected}")
 
 
 def _ceiling(value: int | None) -> str:

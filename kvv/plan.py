@@ -94,6 +94,10 @@ def make_plan(settings: Settings, profile: Profile, model: str, think_mode: str,
             skipped[check.id] = f"not applicable to profile {profile.id} with think mode {think_mode}"
             continue
         planned.append(PlannedCheck(check, items, context))
+    # The benchmarks share α: each tests at α / k (kvv.checks.bench).
+    family = [p for p in planned if "bench" in p.check.suites]
+    for p in family:
+        p.context.family = len(family)
     if not chosen:
         # Checks not applicable to this target are a finding of the run, reported as such;
         # a selection that leaves nothing at all is the user's mistake.

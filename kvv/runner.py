@@ -265,6 +265,7 @@ class _Run:
             "verdict": verdict,
             "exit_code": exit_code(verdict, self.settings.fail_on),
             "notes": self.probe_notes,
+            "multiple_testing": _family(self.plan),
             "totals": _totals(checks, self.probe_requests),
             "checks": checks,
             "not_run": not_run,
@@ -331,6 +332,15 @@ class _Datasets:
                 spec, server=self.settings.datasets_server, use_cache=self.use_cache,
                 allow_insecure_http=self.settings.allow_insecure_http))
         return await self._loads[key]
+
+
+def _family(plan: Plan) -> dict[str, Any] | None:
+    """How the run's benchmarks share α (results.json states it), or None without benchmarks."""
+    from .checks.bench import ALPHA
+    from .sequential import bonferroni_note
+
+    benchmarks = [p for p in plan.checks if "bench" in p.check.suites]
+    return bonferroni_note(ALPHA, len(benchmarks)) if benchmarks else None
 
 
 def _title(check_id: str) -> str:

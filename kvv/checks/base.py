@@ -111,6 +111,8 @@ class Context:
     # Benchmarks load their rows through this (async, spec -> kvv.datasets.Dataset), provided by
     # the runner; None while planning, which sends nothing.
     datasets: Any = None
+    # How many checks of the run share one error budget (the benchmarks: Bonferroni), set by the plan.
+    family: int = 1
 
     def modes(self) -> tuple[str, ...]:
         """Thinking modes kvv can test: with no request format it only gets the server default."""

@@ -30,7 +30,7 @@ from ..sequential import OneSample, Paired
 from ..verdict import ERROR, FAIL, PASS
 from .base import Check, Context, Item, NotApplicable, Outcome, Send, Summary, answer_problem, transport_problem
 
-ALPHA = 0.01                    # per side (DESIGN.md §3)
+ALPHA = 0.01                    # per side, for the run's benchmarks together (DESIGN.md §3)
 DEFAULT_TOLERANCE = 0.05        # what one pass against a published number can resolve (issue 7 item 5)
 PAIRED_TOLERANCE = 0.03         # the same items to both endpoints: item difficulty cancels
 # check id -> (benchmark module id, dataset key in kvv/data/datasets.yaml)
@@ -154,15 +154,21 @@ def _test(records: list[dict[str, Any]], ctx: Context, check_id: str) -> OneSamp
     against the profile's (or the check's) published reference; None with neither."""
     setting = _setting(ctx, check_id)
     if ctx.reference:
-        test: OneSample | Paired = Paired(ctx.options.get("tolerance") or PAIRED_TOLERANCE, ALPHA)
+        test: OneSample | Paired = Paired(ctx.options.get("tolerance") or PAIRED_TOLERANCE, _alpha(ctx))
     elif setting.get("reference"):
-        test = OneSample(setting["reference"], setting.get("tolerance") or DEFAULT_TOLERANCE, ALPHA,
+        test = OneSample(setting["reference"], setting.get("tolerance") or DEFAULT_TOLERANCE, _alpha(ctx),
                          reference_n=setting.get("reference-n") or None)
     else:
         return None
     for record in records:
         _feed(test, record)
     return test
+
+
+def _alpha(ctx: Context) -> float:
+    """α per side for this benchmark: Bonferroni over the run's benchmarks, so the chance that
+    any of them gives a false verdict stays ≤ ALPHA."""
+    return ALPHA / max(ctx.family, 1)
 
 
 def _feed(test: OneSample | Paired, record: dict[str, Any]) -> None:
@@ -234,6 +240,39 @@ def _sentence(verdict: str, n: int, m: dict[str, Any]) -> str:
         return f"PASS after {n} items: accuracy ≥ {m['betting_lower']:.3f} ({confidence}), {margin}"
     return (f"undecided after {n} items: accuracy {m['value']:.3f}, within {m['certifiable_margin']:.3f} of the "
             f"{reference} at {confidence} (tolerance {m['tolerance']:g}: a drop below that was not shown either)")
+
+
+PLAN_SEEDS = 60      # enough for a median and a p90 in `kvv plan`, fast enough to print at once
+
+
+def expectation(planned: Any) -> str | None:
+    """What early stopping should save, for `kvv plan` (no network): items to FAIL a halved
+    accuracy, and in paired mode items a 2τ drift needs at an assumed 10 % discordance."""
+    from ..sequential import plan_one_sample, plan_paired
+
+    ctx, n = planned.context, len(planned.items)
+    if planned.check.id not in BENCHMARKS:
+        return None
+    if ctx.reference:
+        tau = ctx.options.get("tolerance") or PAIRED_TOLERANCE
+        drift = plan_paired(-2 * tau, 0.10, tau, _alpha(ctx), max_items=n, seeds=PLAN_SEEDS, verdict=FAIL)
+        return (f"up to {n} paired items; a drift of {2 * tau:g} at 10% discordance fails in "
+                f"{_items(drift)} (α = {_alpha(ctx):g} per side)")
+    setting = _setting(ctx, planned.check.id)
+    if not setting.get("reference"):
+        return f"all {n} items: no reference, so nothing settles early"
+    r, tau = setting["reference"], setting.get("tolerance") or DEFAULT_TOLERANCE
+    halved = plan_one_sample(r / 2, r, tau, _alpha(ctx), reference_n=setting.get("reference-n") or None,
+                             max_items=n, seeds=PLAN_SEEDS, verdict=FAIL)
+    return (f"up to {n} items; a halved accuracy ({r / 2:.3g} against {r:g} − {tau:g}) fails in "
+            f"{_items(halved)} (α = {_alpha(ctx):g} per side)")
+
+
+def _items(plan: Any) -> str:
+    if plan.median is None:
+        return f"more than {plan.max_items} items"
+    p90 = f"{plan.p90}" if plan.p90 is not None else f"> {plan.max_items}"
+    return f"about {plan.median} items (p90 {p90})"
 
 
 def _check(check_id: str, title: str, detects: str) -> Check:
