@@ -107,6 +107,10 @@ def _suite_options(command):
         click.option("--api-key-env", metavar="NAME", help="Environment variable that holds the API key."),
         click.option("--allow-insecure-http", is_flag=True, default=None,
                      help="Allow plain http:// to a host that is not loopback."),
+        click.option("--seed", type=int, help="Seed of the benchmarks' sampling order. [default: 1]"),
+        click.option("--full-pass", is_flag=True, default=None,
+                     help="Benchmark rows each once (in a seeded order) instead of drawn uniformly with "
+                          "replacement; the anytime guarantee assumes draws, so prefer the default."),
         click.option("--no-gate", "gate", flag_value=False, default=None,
                      help="Run benchmarks even when a preflight check of the same run did not pass."),
         click.option("--datasets-server", metavar="URL",

@@ -49,6 +49,8 @@ class Settings:
     fail_on: str = "fail"
     resume: bool = False
     gate: bool = True                      # benchmarks only after a passing preflight
+    seed: int = 1                          # benchmark sampling orders
+    full_pass: bool = False                # benchmark rows each once instead of drawn with replacement
     datasets_server: str | None = None     # None: KVV_DATASETS_SERVER, else the public viewer API
     api_key_env: str | None = None
     allow_insecure_http: bool = False

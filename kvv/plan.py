@@ -84,7 +84,8 @@ def make_plan(settings: Settings, profile: Profile, model: str, think_mode: str,
                 skipped[check.id] = previous.skipped[check.id]
             continue
         context = Context(model=model, profile=profile, think_mode=think_mode, options=options,
-                          reference=bool(settings.reference_base_url), simulator=simulator)
+                          reference=bool(settings.reference_base_url), simulator=simulator,
+                          seed=settings.seed, full_pass=settings.full_pass)
         try:
             items = check.build(context)
         except NotApplicable as why:

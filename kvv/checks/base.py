@@ -113,6 +113,8 @@ class Context:
     datasets: Any = None
     # How many checks of the run share one error budget (the benchmarks: Bonferroni), set by the plan.
     family: int = 1
+    seed: int = 1                # the run's --seed: sampling orders are drawn from it
+    full_pass: bool = False      # --full-pass: benchmark rows each once, not drawn with replacement
 
     def modes(self) -> tuple[str, ...]:
         """Thinking modes kvv can test: with no request format it only gets the server default."""
