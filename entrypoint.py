@@ -68,7 +68,7 @@ def action() -> int:
     key, reference_key = read_input("api-key"), read_input("reference-api-key")
     # Masks first: nothing may print a secret before the runner knows to hide it.
     secrets = list(dict.fromkeys(s for s in (key, reference_key, os.environ.get(REFERENCE_KEY_ENV),
-                                             *map(os.environ.get, KEY_ENVS)) if s))
+                                             os.environ.get("HF_TOKEN"), *map(os.environ.get, KEY_ENVS)) if s))
     for secret in secrets:
         print(github.add_mask(secret), flush=True)
     output_dir = Path(read_input("output-dir") or DEFAULTS["output-dir"])

@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import os
 import time
 import traceback
 from dataclasses import dataclass
@@ -154,7 +155,8 @@ class _Run:
     def __init__(self, settings: Settings, target: Target, plan: Plan, api_key: str | None):
         self.settings, self.target, self.plan, self.api_key = settings, target, plan, api_key
         self.reference_key = settings.reference_api_key() if settings.reference_base_url else None
-        self.redactor = Redactor(api_key, self.reference_key)
+        # HF_TOKEN (gated benchmark datasets) is a secret too, though it never goes to the vendor.
+        self.redactor = Redactor(api_key, self.reference_key, os.environ.get("HF_TOKEN"))
         self.record = run_record(settings, target, plan)
         # Checked before anything is sent or the journal is touched.
         self.previous = _previous_items(settings, self.record) if settings.resume else {}

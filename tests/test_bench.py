@@ -4,6 +4,8 @@ vendor answering them, anytime-valid verdicts that stop early, and preflight as 
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 
@@ -132,3 +134,20 @@ def test_a_budget_stops_sending_and_resume_continues(kvv, simulator, tmp_path, b
         assert results["totals"]["attempts"] <= 25
     assert resumed.exit_code == 0, resumed.output
     assert resumed.results["complete"] is True and resumed.results["totals"]["reused"] == len(scored)
+
+
+def test_the_hf_token_reaches_the_dataset_server_and_nothing_else(kvv, simulator, monkeypatch):
+    token = "hf_canary_token_7c1d9e2f4a6b8c0d"
+    monkeypatch.setenv("HF_TOKEN", token)
+    sim = simulator("kimi-k3", "accuracy-drop=0.45")
+    with DatasetsServer(token=token) as rows:
+        run = kvv("run", "--base-url", sim.url, "--model", "kimi-k3", "--suite", "bench", "--only", "ocrbench",
+                  "--datasets-server", rows.url)
+        asked = [entry for entry in rows.log]
+    assert run.exit_code == 1, run.output
+    assert any(f"Bearer {token}" in str(entry) for entry in asked)      # the gated dataset was read
+    assert token not in run.output + run.stderr
+    cache = Path(os.environ["KVV_CACHE_DIR"])
+    for path in [*run.out.rglob("*"), *cache.rglob("*")]:
+        if path.is_file():
+            assert token not in path.read_text(errors="replace"), path
