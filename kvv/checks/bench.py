@@ -102,8 +102,9 @@ def _answer(module: Any, spec: datasets.DatasetSpec, index: int, params: Params,
         row = {**record.fields, **{name: image.data_url() for name, image in record.images.items()}}
         try:
             body = module.prompt(row, params)
-        except RowError as exc:
-            raise ConfigError(str(exc), source=spec.label, path=f"row {record.index}") from None
+        except RowError as exc:       # the dataset's fault, not the vendor's: this item cannot be scored
+            return Outcome(ERROR, f"{spec.label}, row {record.index}: {exc}", None,
+                           {"row": record.index, "score": None})
         if ctx.reference:               # paired: the same item to the official endpoint, at once
             ex, official = await asyncio.gather(send(body), send(body, reference=True))
             theirs, _ = _scored(module, row, official)
