@@ -36,7 +36,8 @@ PAIRED_TOLERANCE = 0.03         # the same items to both endpoints: item difficu
 # check id -> (benchmark module id, dataset key in kvv/data/datasets.yaml)
 BENCHMARKS = {"ocrbench": ("ocrbench", "ocrbench"), "mmmu-pro": ("mmmu-pro", "mmmu-pro"),
               "aime2025": ("aime2025", "aime2025")}
-OPTIONS = {"dataset": None, "reference": 0.0, "reference-n": 0, "tolerance": 0.0, "max-items": 0,
+# dataset: a local JSONL file (relative to the config); dataset-id/config/split: other viewer-API coordinates.
+OPTIONS = {"dataset": None, "dataset-id": "", "config": "", "split": "", "reference": 0.0, "reference-n": 0, "tolerance": 0.0, "max-items": 0,
            "epochs": 0, "max-tokens": 0, "seed": 0}     # 0: the profile's (seed: the run's --seed)
 
 
@@ -60,7 +61,9 @@ def _build(check_id: str):
             raise NotApplicable(f"profile {ctx.profile.id} runs no {check_id} (upstream does not run it for "
                                 f"this model); a profile's `benchmarks.{check_id}.modes` enables it")
         mode = ctx.profile.default_mode
-        spec = datasets.find_spec(dataset_key)
+        spec = datasets.find_spec(dataset_key).override(ctx.options.get("dataset-id") or None,
+                                                       ctx.options.get("config") or None,
+                                                       ctx.options.get("split") or None)
         if ctx.options.get("dataset"):
             spec = spec.override(ctx.options["dataset"])
             if spec.local is not None:
