@@ -371,9 +371,12 @@ def test_broken_arguments_fail(kvv, simulator, fault, kind):
     assert run.exit_code == 1, run.output
     check = run.check("tool-schema")
     assert check["verdict"] == "fail"
+    # Half the answers broken: the sequential test settles it long before all 236 cases are sent.
+    assert check["stopped_early"] is True and check["n"] < 80 < check["planned"]
+    assert check["message"].startswith(f"FAIL after {check['n']} of the cases")
+    assert check["details"]["sequential_failure"] in ("stream", "non-stream")
+    assert sum(check["details"][mode]["classes"].get(kind, 0) for mode in ("stream", "non-stream")) > 8
     for mode in ("stream", "non-stream"):
-        assert check["details"][mode]["verdict"] == "fail"
-        assert check["details"][mode]["classes"][kind] > 20
         assert all(f["class"] == kind for f in check["details"][mode]["failures"])
     assert check["evidence"] and all("kvv_schema_case" in e["curl"] for e in check["evidence"])
 

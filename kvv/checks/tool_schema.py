@@ -16,6 +16,7 @@ from jsonschema.exceptions import SchemaError
 
 from ..errors import ConfigError
 from ..exchange import Exchange
+from ..sequential import BettingTest
 from ..stats import threshold_verdict
 from ..verdict import ERROR, FAIL, INCONCLUSIVE, PASS, SEVERITY
 from .base import Check, Context, Item, Outcome, Send, Summary, rejection, unusable
@@ -189,8 +190,36 @@ def _summarize(items: list[dict[str, Any]], ctx: Context) -> Summary:
     judged = {mode: _judge_mode([i for i in items if i["id"].endswith(f"[{mode}]")], minimum) for mode in MODES}
     worse = max(MODES, key=lambda m: (SEVERITY.index(judged[m][0]), -judged[m][1]["lower"]))
     verdict, metric, _ = judged[worse]
-    return Summary(verdict, {"name": "schema_accuracy", **metric},
-                   {"minimum": minimum, "worse_mode": worse, **{m: judged[m][2] for m in MODES}})
+    details = {"minimum": minimum, "worse_mode": worse, **{m: judged[m][2] for m in MODES}}
+    early = _early_failure(items, minimum)
+    message = None
+    if early is not None:
+        # The sequential test is valid however early it decided; the Wilson bounds shown are
+        # those of the cases that ran.
+        verdict, details["sequential_failure"] = FAIL, early
+        message = (f"FAIL after {len(items)} of the cases: {early} schema accuracy shown below {minimum:g} by "
+                   f"a sequential test (α = {EARLY_ALPHA:g}), so the rest were not sent")
+    return Summary(verdict, {"name": "schema_accuracy", **metric}, details, message)
+
+
+EARLY_ALPHA = 0.01     # the sequential test that lets a clearly broken vendor fail early
+
+
+def _early_failure(items: list[dict[str, Any]], minimum: float) -> str | None:
+    """The stream mode whose schema accuracy an anytime-valid betting test (kvv.sequential)
+    already shows below the minimum, or None. Errors count for the vendor (they blur, never fake)."""
+    for mode in MODES:
+        test = BettingTest(minimum, alpha=EARLY_ALPHA)
+        for item in items:
+            if item["id"].endswith(f"[{mode}]"):
+                test.update(None if item["verdict"] == ERROR else 1.0 if item["verdict"] == PASS else 0.0)
+        if test.verdict == FAIL:
+            return mode
+    return None
+
+
+def _settled(items: list[dict[str, Any]], ctx: Context) -> bool:
+    return _early_failure(items, ctx.profile.threshold("tool-schema-accuracy", 0.95)) is not None
 
 
 def _judge_mode(items: list[dict[str, Any]], minimum: float) -> tuple[str, dict[str, Any], dict[str, Any]]:
@@ -221,5 +250,5 @@ CHECKS = [
     Check("tool-schema", "tool-call arguments obey the tool's JSON Schema",
           "tool calls whose arguments break the schema: missing or weak guided decoding, argument parsers "
           "or stream reassembly that corrupt JSON",
-          ("tools",), _build, {"cases": None, "max-tokens": 2048}, _summarize),
+          ("tools",), _build, {"cases": None, "max-tokens": 2048}, _summarize, settled=_settled),
 ]
