@@ -85,7 +85,8 @@ def make_plan(settings: Settings, profile: Profile, model: str, think_mode: str,
             continue
         context = Context(model=model, profile=profile, think_mode=think_mode, options=options,
                           reference=bool(settings.reference_base_url), simulator=simulator,
-                          seed=settings.seed, full_pass=settings.full_pass)
+                          seed=settings.seed, full_pass=settings.full_pass,
+                          datasets_server=settings.datasets_server)
         try:
             items = check.build(context)
         except NotApplicable as why:

@@ -366,6 +366,7 @@ class _CheckRun:
         self.duration: float | None = None
         self.result: dict[str, Any] | None = None
         self.stopped_early = False
+        self._seen: list[dict[str, Any]] = []       # _prefix
 
     async def run(self) -> None:
         items = self.planned.items
@@ -393,11 +394,11 @@ class _CheckRun:
 
     def _prefix(self) -> list[dict[str, Any]]:
         """The finished items in plan order up to the first one still running: what a
-        sequential test may have seen (it must see items in the order they were drawn)."""
-        prefix = []
-        while len(prefix) in self.finished:
-            prefix.append(self.finished[len(prefix)])
-        return prefix
+        sequential test may have seen (it must see items in the order they were drawn).
+        Only grows, so it is extended, not rebuilt."""
+        while len(self._seen) in self.finished:
+            self._seen.append(self.finished[len(self._seen)])
+        return self._seen
 
     def summary(self) -> dict[str, Any]:
         check, planned = self.planned.check, len(self.planned.items)

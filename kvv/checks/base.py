@@ -114,6 +114,7 @@ class Context:
     # How many checks of the run share one error budget (the benchmarks: Bonferroni), set by the plan.
     family: int = 1
     seed: int = 1                # the run's --seed: sampling orders are drawn from it
+    datasets_server: str | None = None   # where benchmark rows come from (--datasets-server)
     full_pass: bool = False      # --full-pass: benchmark rows each once, not drawn with replacement
 
     def modes(self) -> tuple[str, ...]:

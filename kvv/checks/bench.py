@@ -68,7 +68,7 @@ def _build(check_id: str):
             spec = spec.override(ctx.options["dataset"])
             if spec.local is not None:
                 datasets.load(spec)   # read now: a bad local file exits 2 before anything is sent
-        rows, _ = datasets.known_rows(spec)
+        rows, _ = datasets.known_rows(spec, server=ctx.datasets_server)
         if not rows:
             raise NotApplicable(f"the size of {spec.label} is unknown until it is fetched: "
                                 f"run `{datasets.pull_command(spec)}` first")
@@ -81,27 +81,31 @@ def _build(check_id: str):
         epochs = ctx.options.get("epochs") or per_mode.get("epochs", 1)
         draws = ctx.options.get("max-items") or rows * epochs
         rng = random.Random(f"{ctx.options.get('seed') or ctx.seed}:{check_id}")
+        # A draw is a position in [0, 1): the row is picked from the dataset as it turns out to be,
+        # so draws stay uniform even when it is not the size the plan could know.
         if ctx.full_pass:     # each row once per epoch, in a seeded order (the test's guarantee assumes draws)
-            order = [row for _ in range(epochs) for row in rng.sample(range(rows), rows)][:draws]
+            order = [(row + 0.5) / rows for _ in range(epochs) for row in rng.sample(range(rows), rows)][:draws]
         else:
-            order = [rng.randrange(rows) for _ in range(draws)]
+            order = [rng.random() for _ in range(draws)]
         items = []
-        for k, row in enumerate(order):
+        for k, position in enumerate(order):
             sends = 2 if ctx.reference else 1
-            items.append(Item(f"draw {k + 1}: row {row}", [], mode=mode, token_ceiling=params.max_tokens * sends,
-                              run=_answer(module, spec, row, params, ctx), request_count=sends,
-                              expects={"dataset": spec.label, "row": row, "params": asdict(params)}))
+            items.append(Item(f"draw {k + 1}", [], mode=mode, token_ceiling=params.max_tokens * sends,
+                              run=_answer(module, spec, position, params, ctx), request_count=sends,
+                              expects={"dataset": spec.label, "position": position, "params": asdict(params)}))
         return items
     return build
 
 
-def _answer(module: Any, spec: datasets.DatasetSpec, index: int, params: Params, ctx: Context):
+def _answer(module: Any, spec: datasets.DatasetSpec, position: float, params: Params, ctx: Context):
     async def run(send: Send) -> Outcome:
         try:
             dataset = await ctx.datasets(spec)
         except datasets.DatasetError as exc:        # kvv could not get the row: not the vendor's fault
-            return Outcome(ERROR, f"dataset unavailable: {exc}", None, {"row": index, "score": None})
-        record = dataset[index % len(dataset)]
+            return Outcome(ERROR, f"dataset unavailable: {exc}", None, {"row": None, "score": None})
+        if not len(dataset):
+            return Outcome(ERROR, f"{spec.label} has no rows", None, {"row": None, "score": None})
+        record = dataset[min(int(position * len(dataset)), len(dataset) - 1)]
         row = {**record.fields, **{name: image.data_url() for name, image in record.images.items()}}
         try:
             body = module.prompt(row, params)
@@ -122,7 +126,7 @@ def _answer(module: Any, spec: datasets.DatasetSpec, index: int, params: Params,
             return Outcome(ERROR, _trouble(ex), ex, data)
         if data.get("no_answer"):       # refused, broken or empty: the vendor's defect, scored wrong
             return Outcome(FAIL, f"no answer: {data['no_answer']}", ex, data)
-        message = f"{'right' if ours else 'wrong'}: answered {data['parsed']!r}, gold {data['gold']!r}"
+        message = f"row {record.index} {'right' if ours else 'wrong'}: answered {data['parsed']!r}, gold {data['gold']!r}"
         if theirs is not None:
             message += f"; the reference was {'right' if theirs else 'wrong'}"
         return Outcome(PASS if ours else FAIL, message, ex, data)
