@@ -141,7 +141,7 @@ def paired_factory(cfg: Config, tolerance: float) -> Factory:
 
 
 def table(cfg: Config) -> list[list[str]]:
-    r, tau, alpha = cfg.reference, cfg.tolerance, cfg.alpha
+    r, tau = cfg.reference, cfg.tolerance
     small = 0.03                                         # the paired design's tolerance
     halved = r / 2
     rows: list[list[str]] = []

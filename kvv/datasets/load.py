@@ -14,7 +14,7 @@ from . import cache, local
 from .errors import DatasetError
 from .images import Image
 from .specs import DatasetSpec, Record, builtin_specs, validate_row
-from .viewer import Fetched, Progress, ViewerClient, check_server, server_url
+from .viewer import Progress, ViewerClient, check_server, server_url
 
 OFFLINE_VARIABLES = ("KVV_OFFLINE", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
 

@@ -36,17 +36,15 @@ import hashlib
 import json
 import math
 import random
-import socket
-import socketserver
 import struct
-import sys
 import threading
 import zlib
 from dataclasses import dataclass, field
 from functools import lru_cache
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterable
 from urllib.parse import parse_qs, quote, urlsplit
+
+from .loopback import LoopbackServer, TrackedHandler
 
 PAGE_ROWS = 100
 OCRBENCH_ID = "kvv-fixtures/OCRBench-mini"
@@ -534,55 +532,14 @@ class DatasetsServer:
         return _Reply(200, image.data, self.mislabel_images or image.mime)
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-
+class _HTTPServer(LoopbackServer):
     def __init__(self, address: tuple[str, int], stand_in: DatasetsServer):
         self.stand_in = stand_in
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
 
-    def server_bind(self) -> None:
-        socketserver.TCPServer.server_bind(self)      # no reverse DNS lookup of the host
-        self.server_name, self.server_port = self.server_address[:2]
 
-    def track(self, connection: socket.socket, is_open: bool) -> None:
-        with self._connections_lock:
-            (self._connections.add if is_open else self._connections.discard)(connection)
-
-    def close(self) -> None:
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            try:
-                connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        self.server_close()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], ConnectionError):
-            return
-        super().handle_error(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
+class _Handler(TrackedHandler):
     server: _HTTPServer
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.track(self.connection, is_open=True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.track(self.connection, is_open=False)
 
     def do_GET(self) -> None:
         reply = self.server.stand_in.handle("GET", self.path, self.headers.get("Authorization"))
@@ -594,5 +551,3 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(reply.body)
 
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silent: `log` records every request."""

@@ -25,17 +25,14 @@ import copy
 import hashlib
 import json
 import random
-import socket
-import socketserver
-import sys
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from ..profile import Profile
+from .loopback import LoopbackServer, TrackedHandler
 from .benchmarks import BenchmarkModel, Gold, corrupted, simulated_accuracy
 from .calls import DEFAULT_ID_FORMAT, arguments_for, call_id, calls_by_default, calls_so_far, requested_tools
 from .conversation import last_user_text
@@ -625,67 +622,20 @@ def _seconds(value: float) -> str:
 
 # -- HTTP ------------------------------------------------------------------------------------
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-
+class _HTTPServer(LoopbackServer):
     def __init__(self, address: tuple[str, int], simulator: Simulator):
         self.simulator = simulator
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
 
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind resolves the host name, which can stall on a machine without DNS.
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]
 
-    def track(self, connection: socket.socket, is_open: bool) -> None:
-        with self._connections_lock:
-            (self._connections.add if is_open else self._connections.discard)(connection)
-
-    def close(self) -> None:
-        """Close the listening socket and hang up idle keep-alive connections."""
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            try:
-                connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        self.server_close()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], ConnectionError):   # the client hung up; not our problem
-            return
-        super().handle_error(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out as separate writes; with Nagle on, each reply waits ~40 ms for an ACK.
-    disable_nagle_algorithm = True
+class _Handler(TrackedHandler):
     server: _HTTPServer
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.track(self.connection, is_open=True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.track(self.connection, is_open=False)
 
     def do_GET(self) -> None:
         self._respond()
 
     def do_POST(self) -> None:
         self._respond()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silent: `stats` and the CLI report what happened."""
 
     def _respond(self) -> None:
         reply = self.server.simulator.handle(self.command, self.path, self.headers.get("Authorization"),
