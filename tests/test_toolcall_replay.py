@@ -317,3 +317,12 @@ def test_unusable_answers_are_never_agreement():
     assert summary.verdict == "fail"
     assert summary.details["fp"] == sum(1 for f in reference.values() if f != "tool_calls")
     assert summary.details["schema_accuracy"]["verdict"] == "fail"
+
+
+def test_broken_tool_calls_stop_the_replay_early(kvv, simulator):
+    run = replay(kvv, simulator("kimi-k3", "tool-args-broken-json=0.5"))
+    check = run.check("toolcall-replay")
+    assert run.exit_code == 1 and check["verdict"] == "fail"
+    assert check["stopped_early"] is True and check["n"] < check["planned"] == 147
+    assert check["details"]["sequential_failure"] == "schema_accuracy"
+    assert check["message"].startswith(f"FAIL after {check['n']} requests: schema accuracy")

@@ -34,6 +34,7 @@ import jsonschema
 from .. import references
 from ..errors import ConfigError
 from ..exchange import Exchange
+from ..sequential import BettingTest
 from ..stats import bootstrap, threshold_verdict
 from ..verdict import ERROR, FAIL, INCONCLUSIVE, PASS, worst
 from .base import Check, Context, Item, NotApplicable, Outcome, Send, Summary, answer_problem, unusable
@@ -334,8 +335,37 @@ def _summarize(records: list[dict[str, Any]], ctx: Context) -> Summary:
         "finish_reasons": dict(Counter(_finish_label(r.get("data") or {}) for r in records)),
         "reference": described,
     }
+    message = None
+    if _schema_broken(records, schema_minimum):
+        # Anytime-valid, so it holds however early it decided; F1 is over the requests that ran.
+        verdict, details["sequential_failure"] = FAIL, "schema_accuracy"
+        message = (f"FAIL after {len(records)} requests: schema accuracy of the tool-call answers shown below "
+                   f"{schema_minimum:g} by a sequential test (α = {EARLY_ALPHA:g}), so the rest were not sent")
     return Summary(verdict, {"name": "f1", **{k: score[k] for k in ("value", "lower", "upper")}, "confidence": 0.95},
-                   details)
+                   details, message)
+
+
+EARLY_ALPHA = 0.01     # the sequential test that lets broken tool calls fail early
+
+
+def _schema_broken(records: list[dict[str, Any]], minimum: float) -> bool:
+    """Whether an anytime-valid betting test (kvv.sequential) already shows the tool-call answers'
+    schema accuracy below `minimum`. F1 has no such test (it is no mean), so only this axis stops early;
+    answers kvv could not get count for the vendor."""
+    test = BettingTest(minimum, alpha=EARLY_ALPHA)
+    for record in records:
+        data = record.get("data") or {}
+        if data.get("unusable") or data.get("valid") is False:
+            test.update(0.0)
+        elif data.get("valid") is True:
+            test.update(1.0)
+        elif record["verdict"] == ERROR:
+            test.update(None)
+    return test.verdict == FAIL
+
+
+def _settled(records: list[dict[str, Any]], ctx: Context) -> bool:
+    return _schema_broken(records, ctx.profile.threshold("tool-schema-accuracy", 0.95))
 
 
 def _finish_label(data: dict[str, Any]) -> str:
@@ -351,5 +381,5 @@ CHECKS = [
           ("tools",), _build,
           # temperature 0 and max-tokens 0 keep each request's recorded value.
           {"requests": None, "reference": None, "temperature": 0.0, "max-tokens": 0}, _summarize,
-          endpoint_sensitive=True),
+          endpoint_sensitive=True, settled=_settled),
 ]
