@@ -76,6 +76,10 @@ def _annotation_message(check: dict) -> str:
     counts = f"{check.get('passed', 0)}/{check.get('n', 0)} passed"
     if check.get("errored"):
         counts += f", {check['errored']} could not run"
+    if check.get("message"):             # a statistical check's verdict in one sentence
+        return f"{check.get('title') or check['id']}: {check['message']}"
+    if check.get("common_failure"):
+        return f"{check.get('title') or check['id']} ({counts}): every item: {check['common_failure']}"
     bad = bad_items(check)
     first = f"; first: {first_bad(bad)}" if bad else ""
     return f"{check.get('title') or check['id']} ({counts}){first}"
