@@ -83,7 +83,8 @@ def _suite_options(command):
         click.option("--timeout", type=FiniteFloat(min=0, min_open=True),
                      help="Seconds a request may wait between two bytes (a stalled connection); "
                           "--request-deadline bounds the whole request. [default: 120]"),
-        click.option("--max-duration", type=FiniteFloat(min=0, min_open=True), metavar="SECONDS",
+        click.option("--max-duration", "--deadline", "max_duration", type=FiniteFloat(min=0, min_open=True),
+                     metavar="SECONDS",
                      help="Budget for the whole run: items not started by then are not run (error), and no "
                           "Retry-After wait goes past it. [default: the run is not time-boxed]"),
         click.option("--max-requests", type=click.IntRange(min=1), metavar="N",

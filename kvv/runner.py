@@ -446,6 +446,7 @@ class _CheckRun:
             "verdict": verdict,
             "n": n,
             "planned": planned,
+            "n_planned": planned,
             "passed": counts[PASS],
             "failed": counts[FAIL],
             "errored": counts[ERROR],
