@@ -205,6 +205,39 @@ def _ceiling(value: int | None) -> str:
     return "server default" if value is None else f"{value:,}"
 
 
+FORMATS = ("markdown", "sarif", "terminal")
+
+
+@cli.command()
+@click.argument("source", type=click.Path(exists=True))
+@click.option("--format", "form", type=click.Choice(FORMATS), default="markdown", show_default=True,
+              help="markdown (the job summary), sarif (for code scanning) or terminal.")
+@click.option("--output", type=click.Path(dir_okay=False), help="Write here instead of standard output.")
+def report(source: str, form: str, output: str | None) -> None:
+    """Render a report from results.json (a file, or the output directory holding it).
+
+    Sends nothing: every report is a rendering of results.json, the same bytes `kvv run` wrote.
+    """
+    from . import report as reports
+
+    path = Path(source)
+    path = path / "results.json" if path.is_dir() else path
+    with _config_errors():
+        try:
+            results = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"not a results.json kvv wrote: {exc}", source=str(path)) from None
+        if not isinstance(results, dict) or "checks" not in results:
+            raise ConfigError("not a results.json kvv wrote (no checks)", source=str(path))
+    renderers = {"markdown": reports.render_markdown, "sarif": reports.sarif.render,
+                 "terminal": lambda r: reports.render_terminal(r)}
+    text = renderers[form](results)
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)
+
+
 @cli.command()
 @click.option("--profile", default="kimi-k3", show_default=True,
               help="Include the parameter checks this profile pins.")
@@ -309,6 +342,9 @@ def _publish(results: dict[str, Any], out: Path) -> None:
     from . import report
 
     out.mkdir(parents=True, exist_ok=True)
+    # Where findings with no config line point (the workflow step), fixed now so every later
+    # rendering of results.json (kvv report) gives the same bytes.
+    results.setdefault("anchor", report.sarif.anchor())
     paths = {"results": out / "results.json"}
     paths["results"].write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     paths.update(report.write_reports(results, out))

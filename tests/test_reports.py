@@ -178,7 +178,7 @@ def test_terminal_report_colours_and_strips_escape_sequences():
 
 def test_write_reports(tmp_path):
     paths = write_reports(fixture("fail"), tmp_path / "out")
-    assert paths == {"summary": tmp_path / "out" / "summary.md"}
+    assert paths == {"summary": tmp_path / "out" / "summary.md", "sarif": tmp_path / "out" / "kvv.sarif"}
     assert paths["summary"].read_text(encoding="utf-8") == render_markdown(fixture("fail"))
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from . import github, markdown, terminal
+from . import github, markdown, sarif, terminal
 from .markdown import render as render_markdown
 from .terminal import render as render_terminal
 
 # name -> (file name, renderer). Each report is one more line here.
 REPORTS: dict[str, tuple[str, Callable[[dict], str]]] = {
     "summary": ("summary.md", render_markdown),
+    "sarif": ("kvv.sarif", sarif.render),
 }
 
 
@@ -28,4 +29,4 @@ def write_reports(results: dict, out_dir: Path) -> dict[str, Path]:
 
 
 __all__ = ["REPORTS", "write_reports", "render_markdown", "render_terminal",
-           "github", "markdown", "terminal"]
+           "github", "markdown", "sarif", "terminal"]
