@@ -443,6 +443,7 @@ class _CheckRun:
             "id": check.id,
             "title": check.title,
             "detects": check.detects,
+            "suites": list(check.suites),
             "verdict": verdict,
             "n": n,
             "planned": planned,
