@@ -97,3 +97,17 @@ def test_kvv_report_re_renders_byte_for_byte(kvv, simulator, tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     bad = kvv("report", str(tmp_path / "bad.json"))
     assert bad.exit_code == 2 and "not a results.json" in bad.stderr
+
+
+def test_annotations_use_the_same_anchor(kvv, simulator, tmp_path):
+    from kvv.report import github
+
+    workflow = tmp_path / ".github" / "workflows" / "verify.yml"
+    workflow.parent.mkdir(parents=True)
+    workflow.write_text("jobs:\n  verify:\n    steps:\n      - uses: kvv-dev/kvv@v0\n")
+    env = {"GITHUB_WORKFLOW_REF": "octo/app/.github/workflows/verify.yml@refs/tags/v1",
+           "GITHUB_WORKSPACE": str(tmp_path)}
+    run = kvv("run", "--base-url", simulator("kimi-k3", "ignore-temperature").url, "--model", "kimi-k3", env=env)
+    lines = github.annotations(run.results)
+    assert lines and lines[0].startswith("::error title=kvv param-temperature%3A FAIL,")
+    assert ",file=.github/workflows/verify.yml,line=4::" in lines[0]

@@ -48,9 +48,11 @@ def annotations(results: dict, config_file: str | None = None,
     """Annotation commands for the checks that did not pass, most severe level first.
 
     Anchored to `config_file` (at the check's line from `config_lines`, else the check's own
-    `config_line`) when a config file was used; at most 10 per level, then one notice that
-    counts what was left out.
+    `config_line`) when a config file was used, else where SARIF anchors it (results' `anchor`:
+    the workflow step that runs kvv); at most 10 per level, then one notice that counts what
+    was left out.
     """
+    anchor = None if config_file else results.get("anchor")
     by_level: dict[str, list[str]] = {"error": [], "warning": []}
     for check in results.get("checks", []):
         level = LEVELS.get(check.get("verdict"))
@@ -60,8 +62,8 @@ def annotations(results: dict, config_file: str | None = None,
         by_level[level].append(command(
             level, _annotation_message(check),
             title=f"kvv {check['id']}: {check.get('verdict', '').upper()}",
-            file=config_file,
-            line=line if config_file else None,
+            file=config_file or (anchor or {}).get("uri"),
+            line=line if config_file else (anchor or {}).get("line"),
         ))
     lines, dropped = [], 0
     for found in by_level.values():
