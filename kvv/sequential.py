@@ -488,7 +488,29 @@ def bonferroni_note(alpha: float, checks: int) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- the two designs
 
-class OneSample:
+class _Design:
+    """What both designs expose of the betting test they run (`self.test`)."""
+
+    test: BettingTest
+
+    @property
+    def n(self) -> int:
+        return self.test.n
+
+    @property
+    def verdict(self) -> str:
+        return self.test.verdict
+
+    @property
+    def decided(self) -> bool:
+        return self.test.decided
+
+    @property
+    def decided_at(self) -> int | None:
+        return self.test.decided_at
+
+
+class OneSample(_Design):
     """Vendor accuracy against a reference value r, tolerance τ: FAIL iff evidence that the
     vendor is below r − τ, PASS iff evidence it is above r − τ.
 
@@ -527,22 +549,6 @@ class OneSample:
         return self.test.update(score)
 
     @property
-    def n(self) -> int:
-        return self.test.n
-
-    @property
-    def verdict(self) -> str:
-        return self.test.verdict
-
-    @property
-    def decided(self) -> bool:
-        return self.test.decided
-
-    @property
-    def decided_at(self) -> int | None:
-        return self.test.decided_at
-
-    @property
     def observations(self) -> list[Observation]:
         return self.test.observations
 
@@ -578,7 +584,7 @@ class OneSample:
         }
 
 
-class Paired:
+class Paired(_Design):
     """Vendor against a live reference on the same items: D = vendor − reference ∈ [−1, 1]
     (∈ {−1, 0, 1} for right/wrong scores), Y = (D + 1)/2, margin m0 = (1 − τ)/2 on both sides
     (mean D < −τ ⇔ mean Y < m0). Item difficulty cancels; only discordant items carry
@@ -613,22 +619,6 @@ class Paired:
             self._reference_total += r_lo
             self._discordant += v_lo != r_lo
         return self.test.update(((v_lo - r_hi + 1.0) / 2.0, (v_hi - r_lo + 1.0) / 2.0))
-
-    @property
-    def n(self) -> int:
-        return self.test.n
-
-    @property
-    def verdict(self) -> str:
-        return self.test.verdict
-
-    @property
-    def decided(self) -> bool:
-        return self.test.decided
-
-    @property
-    def decided_at(self) -> int | None:
-        return self.test.decided_at
 
     @property
     def observations(self) -> list[list[float | None]]:
