@@ -234,23 +234,20 @@ def _summarize(check_id: str):
 
 def _sentence(verdict: str, n: int, m: dict[str, Any]) -> str:
     """"FAIL after 23 items: accuracy ≤ 0.61 (99%), reference 0.89 − 0.05"."""
-    confidence = f"{(1 - m['alpha']) * 100:g}%"
+    confidence, tau = f"{(1 - m['alpha']) * 100:g}%", f"{m['tolerance']:g}"
     if m.get("design") == "paired":
-        shown = f"vendor − reference on the same items, discordance {m['discordance']:.3f}"
-        if verdict == FAIL:
-            return f"FAIL after {n} paired items: {shown} ≤ {m['betting_upper']:.3f} ({confidence}), −{m['tolerance']:g}"
-        if verdict == PASS:
-            return f"PASS after {n} paired items: {shown} ≥ {m['betting_lower']:.3f} ({confidence}), −{m['tolerance']:g}"
-        return (f"undecided after {n} paired items: {shown} {m['difference']:.3f}, within "
-                f"{m['certifiable_margin']:.3f} of the reference at {confidence} (tolerance {m['tolerance']:g})")
-    reference = f"reference {m['reference']:g}" + ("" if m.get("reference_exact") else f" (n = {m['reference_n']})")
-    margin = f"{reference} − {m['tolerance']:g}"
+        items, subject, reference = f"{n} paired items", "vendor − reference on the same items", "reference"
+        subject += f", discordance {m['discordance']:.3f}"
+        against, value = f"−{tau}", m["difference"]
+    else:
+        reference = f"reference {m['reference']:g}" + ("" if m.get("reference_exact") else f" (n = {m['reference_n']})")
+        items, subject, against, value = f"{n} items", "accuracy", f"{reference} − {tau}", m["value"]
     if verdict == FAIL:
-        return f"FAIL after {n} items: accuracy ≤ {m['betting_upper']:.3f} ({confidence}), {margin}"
+        return f"FAIL after {items}: {subject} ≤ {m['betting_upper']:.3f} ({confidence}), {against}"
     if verdict == PASS:
-        return f"PASS after {n} items: accuracy ≥ {m['betting_lower']:.3f} ({confidence}), {margin}"
-    return (f"undecided after {n} items: accuracy {m['value']:.3f}, within {m['certifiable_margin']:.3f} of the "
-            f"{reference} at {confidence} (tolerance {m['tolerance']:g}: a drop below that was not shown either)")
+        return f"PASS after {items}: {subject} ≥ {m['betting_lower']:.3f} ({confidence}), {against}"
+    return (f"undecided after {items}: {subject} {value:.3f}, within {m['certifiable_margin']:.3f} of the {reference} "
+            f"at {confidence} (tolerance {tau}: a drop below that was not shown either)")
 
 
 PLAN_SEEDS = 60      # enough for a median and a p90 in `kvv plan`, fast enough to print at once
