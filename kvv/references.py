@@ -106,16 +106,15 @@ def for_target(check_id: str, ctx: Context) -> Reference | None:
     return reference
 
 
-def target(ctx: Context) -> str:
-    """The endpoint under test, as a message names it."""
-    if ctx.simulator is not None:
-        return f"kvv's simulator ({_ids(ctx.simulator)})"
-    return f"model {ctx.model} (profile {ctx.profile.id})"
+def none_holds(check_id: str, ctx: Context, what: str, how: str) -> Exception:
+    """The check's NotApplicable when no built-in reference holds for this endpoint: what is
+    missing, for which target, what the built-in ones hold for, and `how` to supply one."""
+    from .checks.base import NotApplicable
 
-
-def catalogue_text(check_id: str) -> str:
-    """What the built-in references hold for, for a message: "kvv's simulator (…) and Kimi K3 (…)"."""
-    return " and ".join(r.holds_for for r in builtin(check_id).values()) or "none"
+    target = (f"kvv's simulator ({_ids(ctx.simulator)})" if ctx.simulator is not None
+              else f"model {ctx.model} (profile {ctx.profile.id})")
+    held = " and ".join(r.holds_for for r in builtin(check_id).values()) or "nothing"
+    return NotApplicable(f"no {what} valid for {target}; the built-in ones hold for {held}: {how}")
 
 
 def _ids(ids: dict[str, str]) -> str:

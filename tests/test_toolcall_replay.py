@@ -115,7 +115,7 @@ def test_no_reference_for_the_target_is_not_applicable(profile, simulator):
     message = str(why.value)
     assert message.startswith("no toolcall-replay reference valid for ")
     assert "checks.toolcall-replay.requests+reference" in message and "--reference-base-url" in message
-    assert "holds for kvv's simulator (tokenizer kvv-words-1, template kvv-chat-1)" in message
+    assert "hold for kvv's simulator (tokenizer kvv-words-1, template kvv-chat-1)" in message
 
 
 def test_a_users_reference_or_a_live_one_always_applies(tmp_path):

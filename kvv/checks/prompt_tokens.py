@@ -20,7 +20,7 @@ from ..errors import ConfigError
 from ..exchange import Exchange
 from ..stats import wilson
 from ..verdict import FAIL, PASS, worst
-from .base import STREAM, Check, Context, Item, NotApplicable, Outcome, Summary, rejection
+from .base import STREAM, Check, Context, Item, Outcome, Summary, rejection
 from .cases import load_jsonl
 from .usage import tokens
 
@@ -68,10 +68,8 @@ def corpus(ctx: Context) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         return load_cases(path), references.supplied(path, "checks.prompt-tokens.cases or --cases")
     reference = references.for_target(CHECK, ctx)
     if reference is None:
-        raise NotApplicable(
-            f"no prompt-token constants valid for {references.target(ctx)}; the built-in ones hold for "
-            f"{references.catalogue_text(CHECK)}: supply your model's with `--only {CHECK} --cases FILE` "
-            f"or checks.{CHECK}.cases")
+        raise references.none_holds(CHECK, ctx, "prompt-token constants",
+                                    f"supply your model's with `--only {CHECK} --cases FILE` or checks.{CHECK}.cases")
     return load_cases(None, reference.file), reference.describe()
 
 

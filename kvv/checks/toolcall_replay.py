@@ -37,7 +37,7 @@ from ..exchange import Exchange
 from ..sequential import BettingTest
 from ..stats import bootstrap, threshold_verdict
 from ..verdict import ERROR, FAIL, INCONCLUSIVE, PASS, worst
-from .base import Check, Context, Item, NotApplicable, Outcome, Send, Summary, answer_problem, unusable
+from .base import Check, Context, Item, Outcome, Send, Summary, answer_problem, unusable
 from .cases import load_jsonl
 from .toolcalls import call_problem
 
@@ -156,10 +156,9 @@ def chosen(ctx: Context) -> tuple[list[tuple[int, dict[str, Any]]], dict[int, st
                 references.supplied(reference_file, f"checks.{CHECK}.reference"))
     builtin = references.for_target(CHECK, ctx)
     if builtin is None:
-        raise NotApplicable(
-            f"no {CHECK} reference valid for {references.target(ctx)}; the built-in one holds for "
-            f"{references.catalogue_text(CHECK)}: set checks.{CHECK}.requests+reference (K2VV results "
-            f"of the official model), or --reference-base-url to collect the reference live")
+        raise references.none_holds(CHECK, ctx, f"{CHECK} reference",
+                                    f"set checks.{CHECK}.requests+reference (K2VV results of the official model), "
+                                    "or --reference-base-url to collect the reference live")
     recorded = load_requests(None, builtin.requests or BUILTIN_REQUESTS)
     return recorded, load_reference(None, len(recorded), builtin.file), builtin.describe()
 
