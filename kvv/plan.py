@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ class Plan:
     # make_plan's plans are made again once the probe says what the endpoint is (which
     # references hold depends on it); a plan put together by hand runs as it is.
     from_settings: bool = False
+    titles: dict[str, str] = field(default_factory=dict)   # every known check id -> its title
 
     @property
     def requests(self) -> int:
@@ -104,7 +105,7 @@ def make_plan(settings: Settings, profile: Profile, model: str, think_mode: str,
         # Checks not applicable to this target are a finding of the run, reported as such;
         # a selection that leaves nothing at all is the user's mistake.
         raise ConfigError("no check left to run", source="--only/--skip")
-    return Plan(planned, skipped, from_settings=True)
+    return Plan(planned, skipped, from_settings=True, titles={c.id: c.title for c in every})
 
 
 def _validate_ids(settings: Settings, known: dict[str, Check]) -> None:

@@ -242,7 +242,7 @@ class _Run:
         not_run = [{"id": p.check.id, "title": p.check.title,
                     "reason": self.not_started.get(p.check.id, "the run stopped first")}
                    for p in self.plan.checks if p.check.id not in ran]
-        not_run += [{"id": check_id, "title": _title(check_id), "reason": why}
+        not_run += [{"id": check_id, "title": self.plan.titles.get(check_id, check_id), "reason": why}
                     for check_id, why in self.plan.skipped.items()]
         # A failure found before the stop stands; otherwise a stopped run proved nothing either way.
         # Nor does a run in which no check could run (all not applicable): never a pass.
@@ -343,11 +343,6 @@ def _family(plan: Plan) -> dict[str, Any] | None:
 
     benchmarks = [p for p in plan.checks if "bench" in p.check.suites]
     return bonferroni_note(ALPHA, len(benchmarks)) if benchmarks else None
-
-
-def _title(check_id: str) -> str:
-    from .checks import registry
-    return next((c.title for c in registry() if c.id == check_id), check_id)
 
 
 class _CheckRun:
