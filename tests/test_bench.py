@@ -151,3 +151,16 @@ def test_the_hf_token_reaches_the_dataset_server_and_nothing_else(kvv, simulator
     for path in [*run.out.rglob("*"), *cache.rglob("*")]:
         if path.is_file():
             assert token not in path.read_text(errors="replace"), path
+
+
+def test_a_local_dataset_is_read_once_and_judged(kvv, tmp_path):
+    from kvv.simulator.benchmarks import fixture_rows
+
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(json.dumps(row) + "\n" for row in fixture_rows()["ocrbench"]))
+    run = kvv("run", "--simulate", "--suite", "bench", "--only", "ocrbench", "--sim-fault", "image-dropped",
+              "--config", config(tmp_path, ocrbench={"dataset": str(rows)}))
+    assert run.exit_code == 1, run.output
+    check = run.check("ocrbench")
+    assert check["planned"] == 40 and check["stopped_early"] is True     # the file's size, not upstream's
+    assert {i["data"]["row"] for i in check["items"]} <= set(range(40))

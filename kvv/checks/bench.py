@@ -64,10 +64,11 @@ def _build(check_id: str):
         spec = datasets.find_spec(dataset_key).override(ctx.options.get("dataset-id") or None,
                                                        ctx.options.get("config") or None,
                                                        ctx.options.get("split") or None)
+        local = None
         if ctx.options.get("dataset"):
             spec = spec.override(ctx.options["dataset"])
             if spec.local is not None:
-                datasets.load(spec)   # read now: a bad local file exits 2 before anything is sent
+                local = datasets.load(spec)   # read now: a bad local file exits 2 before anything is sent
         rows, _ = datasets.known_rows(spec, server=ctx.datasets_server)
         if not rows:
             raise NotApplicable(f"the size of {spec.label} is unknown until it is fetched: "
@@ -91,16 +92,18 @@ def _build(check_id: str):
         for k, position in enumerate(order):
             sends = 2 if ctx.reference else 1
             items.append(Item(f"draw {k + 1}", [], mode=mode, token_ceiling=params.max_tokens * sends,
-                              run=_answer(module, spec, position, params, ctx), request_count=sends,
+                              run=_answer(module, spec, position, params, ctx, local), request_count=sends,
                               expects={"dataset": spec.label, "position": position, "params": asdict(params)}))
         return items
     return build
 
 
-def _answer(module: Any, spec: datasets.DatasetSpec, position: float, params: Params, ctx: Context):
+def _answer(module: Any, spec: datasets.DatasetSpec, position: float, params: Params, ctx: Context,
+            local: Any = None):
+    """The item's run; `local`: the local file's rows, already read at plan time."""
     async def run(send: Send) -> Outcome:
         try:
-            dataset = await ctx.datasets(spec)
+            dataset = local if local is not None else await ctx.datasets(spec)
         except datasets.DatasetError as exc:        # kvv could not get the row: not the vendor's fault
             return Outcome(ERROR, f"dataset unavailable: {exc}", None, {"row": None, "score": None})
         if not len(dataset):
