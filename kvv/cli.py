@@ -273,6 +273,7 @@ def simulate(host: str, port: int, profile: str, faults: tuple[str, ...], seed: 
     """
     import os
 
+    from .identity import header_value
     from .simulator import Simulator, fault_catalogue, parse_faults
     from .simulator.tokenizer import TOKENIZERS
 
@@ -293,7 +294,7 @@ def simulate(host: str, port: int, profile: str, faults: tuple[str, ...], seed: 
                               source="--tokenizer")
         sim = Simulator(loaded, parsed, seed=seed, host=host, port=port, api_key=api_key, tokenizer=tokenizer)
     described = ", ".join(f"{k}={v}" if v is not None else k for k, v in parsed.items()) or "none"
-    click.echo(f"kvv simulate: {loaded.id} at {sim.url} (faults: {described}; {sim.identity_header}); "
+    click.echo(f"kvv simulate: {loaded.id} at {sim.url} (faults: {described}; {header_value(sim.identity)}); "
                "Ctrl-C stops", nl=True)
     sys.stdout.flush()
     _handle_sigterm()

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from . import identity
 from .client import Client
 from .errors import KvvError
 from .exchange import Exchange
 
-IDENTITY_HEADER = "x-kvv-simulator"
 CONNECT_RETRY_S = 1.0          # one more try after a refused connection: a server still starting
 
 
@@ -52,7 +52,7 @@ async def probe(client: Client, baseline: dict[str, Any], model: str) -> Probe:
         raise _unreachable(client, listing)
     if listing.status in (401, 403):
         raise _auth(client, listing)
-    found.simulator = identity(listing.headers)
+    found.simulator = identity.parse(listing.headers)
     if listing.ok and isinstance(listing.error_body, dict) and isinstance(listing.error_body.get("data"), list):
         found.models = [m["id"] for m in listing.error_body["data"] if isinstance(m, dict) and isinstance(m.get("id"), str)]
         if found.models and model not in found.models:
@@ -70,18 +70,8 @@ async def probe(client: Client, baseline: dict[str, Any], model: str) -> Probe:
     if answer.error in ("server_error", "rate_limit"):
         raise EndpointUnusable("unavailable", f"a plain request (no optional parameter) to {client.url} failed on "
                                               f"every one of {answer.attempts} attempts: {answer.error_detail}")
-    found.simulator = found.simulator or identity(answer.headers)
+    found.simulator = found.simulator or identity.parse(answer.headers)
     return found
-
-
-def identity(headers: dict[str, str]) -> dict[str, str] | None:
-    """`tokenizer=ID; template=ID` from kvv's simulator, as a dict; None from anyone else."""
-    value = headers.get(IDENTITY_HEADER)
-    if not value:
-        return None
-    pairs = (part.split("=", 1) for part in value.split(";") if "=" in part)
-    found = {k.strip(): v.strip() for k, v in pairs if k.strip() and v.strip()}
-    return found or None
 
 
 def _unreachable(client: Client, ex: Exchange) -> EndpointUnusable:

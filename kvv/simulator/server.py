@@ -31,6 +31,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..identity import HEADER as IDENTITY_HEADER, header_value
 from ..profile import Profile
 from .loopback import LoopbackServer, TrackedHandler
 from .benchmarks import BenchmarkModel, Gold, corrupted, simulated_accuracy
@@ -49,8 +50,6 @@ from .workflows import Step, next_step, task_for
 ROLES = ("system", "user", "assistant", "tool")
 SERVER_ERROR_STATUSES = (500, 502, 503)
 PIECES_PER_DELTA = 3          # tokens per streamed reasoning/content delta
-# Every reply names the simulator's tokenizer and chat template: `tokenizer=ID; template=ID`.
-IDENTITY_HEADER = "X-KVV-Simulator"
 
 
 @dataclass
@@ -139,10 +138,6 @@ class Simulator:
     def identity(self) -> dict[str, str]:
         """What this simulator is, as far as references care: its tokenizer and chat template."""
         return self.tokenizer.identity
-
-    @property
-    def identity_header(self) -> str:
-        return "; ".join(f"{k}={v}" for k, v in self.identity.items())
 
     @property
     def url(self) -> str:
@@ -657,7 +652,7 @@ class _Handler(TrackedHandler):
 
     def _identify(self) -> None:
         # Says which simulator this is, so kvv picks the built-in references made for it.
-        self.send_header(IDENTITY_HEADER, self.server.simulator.identity_header)
+        self.send_header(IDENTITY_HEADER, header_value(self.server.simulator.identity))
 
     def _send_json(self, reply: JsonReply) -> None:
         data = json.dumps(reply.body).encode()
