@@ -230,7 +230,7 @@ def report(source: str, form: str, output: str | None) -> None:
         if not isinstance(results, dict) or "checks" not in results:
             raise ConfigError("not a results.json kvv wrote (no checks)", source=str(path))
     renderers = {"markdown": reports.render_markdown, "sarif": reports.sarif.render,
-                 "terminal": lambda r: reports.render_terminal(r)}
+                 "terminal": reports.render_terminal}
     text = renderers[form](results)
     if output:
         Path(output).write_text(text, encoding="utf-8")
