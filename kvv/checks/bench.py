@@ -22,7 +22,7 @@ import random
 from dataclasses import asdict
 from typing import Any
 
-from .. import benchmarks, datasets
+from .. import benchmarks
 from ..benchmarks.base import Params, RowError
 from ..errors import ConfigError
 from ..exchange import Exchange
@@ -56,6 +56,8 @@ def _build(check_id: str):
     module = benchmarks.benchmark(benchmark_id)
 
     def build(ctx: Context) -> list[Item]:
+        from .. import datasets       # httpx and the viewer client only when a benchmark is planned
+
         setting = _setting(ctx, check_id)
         if not setting.get("modes"):
             raise NotApplicable(f"profile {ctx.profile.id} runs no {check_id} (upstream does not run it for "
@@ -98,9 +100,11 @@ def _build(check_id: str):
     return build
 
 
-def _answer(module: Any, spec: datasets.DatasetSpec, position: float, params: Params, ctx: Context,
-            local: Any = None):
-    """The item's run; `local`: the local file's rows, already read at plan time."""
+def _answer(module: Any, spec: Any, position: float, params: Params, ctx: Context, local: Any = None):
+    """The item's run for a draw at `position` of dataset `spec` (a kvv.datasets.DatasetSpec);
+    `local`: the local file's rows, already read at plan time."""
+    from .. import datasets
+
     async def run(send: Send) -> Outcome:
         try:
             dataset = local if local is not None else await ctx.datasets(spec)
