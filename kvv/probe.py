@@ -69,7 +69,7 @@ async def probe(client: Client, baseline: dict[str, Any], model: str) -> Probe:
                                             f"{_path_hint(client.base_url, model)}")
     if answer.error in ("server_error", "rate_limit"):
         raise EndpointUnusable("unavailable", f"a plain request (no optional parameter) to {client.url} failed on "
-                                              f"every one of {answer.attempts} attempts: {answer.error_detail}")
+                                              f"every one of {answer.attempts} attempts ({answer.error}): {answer.error_detail}")
     found.simulator = found.simulator or identity.parse(answer.headers)
     return found
 
