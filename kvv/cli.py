@@ -17,7 +17,7 @@ from tabulate import tabulate
 
 from . import __version__
 from .checks import SUITES, registry
-from .config import Settings, load_settings
+from .config import Settings, load_settings, parse_shard
 from .errors import ConfigError
 from .profile import builtin_profiles, load_profile
 from .thinking import THINK_MODES
@@ -52,6 +52,18 @@ class FiniteFloat(click.FloatRange):
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a finite number.", param, ctx)
         return number
+
+
+class ShardType(click.ParamType):
+    name = "I/N"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[int, int]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            return parse_shard(value)
+        except ConfigError as exc:
+            self.fail(str(exc).removeprefix("--shard: "), param, ctx)
 
 
 def _suite_options(command):
@@ -112,6 +124,9 @@ def _suite_options(command):
         click.option("--full-pass", is_flag=True, default=None,
                      help="Benchmark rows each once (in a seeded order) instead of drawn uniformly with "
                           "replacement; the anytime guarantee assumes draws, so prefer the default."),
+        click.option("--shard", type=ShardType(),
+                     help="Run only the I-th of N slices of every check's items (1/4 … 4/4 in a matrix; slices are "
+                          "disjoint for any N); combine the outputs with `kvv merge`. [default: every item]"),
         click.option("--no-gate", "gate", flag_value=False, default=None,
                      help="Run benchmarks even when a preflight check of the same run did not pass."),
         click.option("--datasets-server", metavar="URL",
@@ -338,7 +353,35 @@ def demo(profile: str, fault: str, output_dir: str) -> None:
     sys.exit(0 if (healthy, faulty) == ("pass", "fail") else 1)
 
 
-def _publish(results: dict[str, Any], out: Path) -> None:
+@cli.command(epilog="""\b
+Example (the shards of a workflow matrix, downloaded as artifacts):
+  kvv run --config kvv.yaml --shard 2/4 --output-dir kvv-out/2     (on each of 4 runners)
+  kvv merge kvv-out/1 kvv-out/2 kvv-out/3 kvv-out/4 --output-dir kvv-out""")
+@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--output-dir", default="kvv-out", show_default=True, type=click.Path(file_okay=False),
+              help="Where the merged results.json and every report go.")
+@click.option("--profile", metavar="FILE", help="The profile file the shards ran with, if not a built-in one.")
+def merge(sources: tuple[str, ...], output_dir: str, profile: str | None) -> None:
+    """Combine the outputs of `kvv run --shard I/N` into one result.
+
+    Each check's statistics are computed again over the union of the shards' items (never
+    averaged), and every report is written as `kvv run` would. Exits with the merged verdict's
+    code; a missing shard makes the result incomplete (error). Sends nothing.
+    """
+    from . import merge as merging
+
+    with _config_errors():
+        out = Path(output_dir)
+        shards = merging.load(list(sources))
+        if any(Path(source).resolve().parent == out.resolve() for source, _ in shards):
+            raise ConfigError("would overwrite a shard's own results.json; choose another directory",
+                              source="--output-dir")
+        results = merging.merge(shards, profile)
+    _publish(results, out, journal=False)
+    sys.exit(results["exit_code"])
+
+
+def _publish(results: dict[str, Any], out: Path, journal: bool = True) -> None:
     """Write results.json (the single source) and its renderings, then print the terminal report."""
     from . import report
 
@@ -349,7 +392,8 @@ def _publish(results: dict[str, Any], out: Path) -> None:
     paths = {"results": out / "results.json"}
     paths["results"].write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     paths.update(report.write_reports(results, out))
-    paths["journal"] = out / "journal.jsonl"
+    if journal:
+        paths["journal"] = out / "journal.jsonl"
     click.echo(report.terminal.render(results, color=sys.stdout.isatty(), paths=paths))
 
 

@@ -7,6 +7,7 @@ naming the file, the key path and what was expected.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
@@ -51,6 +52,7 @@ class Settings:
     gate: bool = True                      # benchmarks only after a passing preflight
     seed: int = 1                          # benchmark sampling orders
     full_pass: bool = False                # benchmark rows each once instead of drawn with replacement
+    shard: tuple[int, int] | None = None   # (I, N): this run holds the I-th of N slices of every check
     datasets_server: str | None = None     # None: KVV_DATASETS_SERVER, else the public viewer API
     api_key_env: str | None = None
     allow_insecure_http: bool = False
@@ -133,7 +135,18 @@ def _apply_file(settings: Settings, path: Path) -> None:
             value = split_ids(value)
         elif name == "profile" and not _is_builtin(value):
             value = str((path.parent / value))       # a profile file is relative to the config
+        elif name == "shard":
+            value = parse_shard(value, source)
         setattr(settings, name, value)
+
+
+def parse_shard(value: Any, source: str = "--shard") -> tuple[int, int]:
+    """`I/N` (1 <= I <= N) -> (I, N)."""
+    match = re.fullmatch(r"\s*(\d{1,6})\s*/\s*(\d{1,6})\s*", str(value))
+    if not match or not 1 <= int(match.group(1)) <= int(match.group(2)):
+        raise ConfigError(f"expected I/N with 1 <= I <= N (e.g. 2/4), got {value!r}", source=source, path="shard"
+                          if source != "--shard" else None)
+    return int(match.group(1)), int(match.group(2))
 
 
 def _is_builtin(profile: str) -> bool:

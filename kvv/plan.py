@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,13 @@ class PlannedCheck:
     check: Check
     items: list[Item]
     context: Context
+    # Each item's place in the check's whole plan: with --shard the items are a slice of it, and
+    # kvv merge puts the slices back in this order (sequential tests see items as drawn).
+    positions: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.positions:
+            self.positions = list(range(len(self.items)))
 
     @property
     def requests(self) -> int:
@@ -39,6 +47,9 @@ class Plan:
     # references hold depends on it); a plan put together by hand runs as it is.
     from_settings: bool = False
     titles: dict[str, str] = field(default_factory=dict)   # every known check id -> its title
+    # Options of every check the settings chose, whether or not it got items (a shard may hold
+    # none of a check's items): what the run record compares.
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def requests(self) -> int:
@@ -64,7 +75,7 @@ def make_plan(settings: Settings, profile: Profile, model: str, think_mode: str,
         config = dict(settings.checks.get(check.id, {}))
         enabled = config.pop("enabled", True)
         configured[check.id] = (enabled, _options(settings, check, config))
-    planned, skipped, chosen = [], {}, 0
+    planned, skipped, chosen, chosen_options = [], {}, 0, {}
     before = {p.check.id: p for p in previous.checks} if previous else {}
     for check in every:
         enabled, options = configured[check.id]
@@ -78,6 +89,7 @@ def make_plan(settings: Settings, profile: Profile, model: str, think_mode: str,
             skipped[check.id] = "skipped by configuration"
             continue
         chosen += 1
+        chosen_options[check.id] = options
         if previous is not None and not check.endpoint_sensitive:
             if check.id in before:
                 planned.append(before[check.id])
@@ -96,7 +108,14 @@ def make_plan(settings: Settings, profile: Profile, model: str, think_mode: str,
         if not items:
             skipped[check.id] = f"not applicable to profile {profile.id} with think mode {think_mode}"
             continue
-        planned.append(PlannedCheck(check, items, context))
+        positions = list(range(len(items)))
+        if settings.shard:
+            index, count = settings.shard
+            positions = [p for p in positions if shard_of(items[p], count) == index]
+            if not positions:
+                skipped[check.id] = f"shard {index}/{count} holds none of its {len(items)} items"
+                continue
+        planned.append(PlannedCheck(check, [items[p] for p in positions], context, positions))
     # The benchmarks share α: each tests at α / k (kvv.checks.bench).
     family = [p for p in planned if "bench" in p.check.suites]
     for p in family:
@@ -105,7 +124,16 @@ def make_plan(settings: Settings, profile: Profile, model: str, think_mode: str,
         # Checks not applicable to this target are a finding of the run, reported as such;
         # a selection that leaves nothing at all is the user's mistake.
         raise ConfigError("no check left to run", source="--only/--skip")
-    return Plan(planned, skipped, from_settings=True, titles={c.id: c.title for c in every})
+    return Plan(planned, skipped, from_settings=True, titles={c.id: c.title for c in every},
+                options=chosen_options)
+
+
+def shard_of(item: Item, count: int) -> int:
+    """Which of `count` shards (1-based) holds `item`: a hash of its id and digest, so the slices
+    of any N are disjoint, cover the plan, and do not depend on the order items were built in
+    (the id spreads items that send the same request)."""
+    key = hashlib.sha256(f"{item.id}\0{item.digest}".encode()).hexdigest()
+    return int(key[:16], 16) % count + 1
 
 
 def _validate_ids(settings: Settings, known: dict[str, Check]) -> None:

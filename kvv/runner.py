@@ -27,11 +27,10 @@ from .plan import Plan, PlannedCheck, make_plan
 from .probe import EndpointUnusable, probe
 from .profile import Profile, load_profile
 from .redact import Redactor
-from .stats import wilson
+from .summary import check_result, gated, totals
 from .thinking import thinking_fields
-from .verdict import ERROR, ERROR_CLASSES, FAIL, INCONCLUSIVE, PASS, exit_code, worst
+from .verdict import ERROR, ERROR_CLASSES, INCONCLUSIVE, PASS, exit_code, worst
 
-EVIDENCE_PER_CHECK = 5
 EXCERPT_CHARS = 2000
 PROBE_PROMPT = "Say 'OK' and nothing else."
 PROBE_MAX_TOKENS = 16
@@ -89,22 +88,30 @@ def run(settings: Settings, target: Target, plan: Plan, api_key: str | None) -> 
 
 def run_record(settings: Settings, target: Target, plan: Plan) -> dict[str, Any]:
     """The journal's first line: everything that must match for --resume to reuse a verdict."""
-    profile = {k: v for k, v in dataclasses.asdict(target.profile).items() if k != "path"}
     return {
         "kvv_version": __version__,
         # A simulated run's port is new every time: its faults and seed are what identify it.
         "endpoint": {"simulated": target.simulated} if target.simulated is not None else target.base_url,
         "model": target.model,
         "profile": target.profile.id,
-        "profile_digest": _digest(profile),
+        "profile_digest": profile_digest(target.profile),
         "think_mode": target.think_mode,
         "suite": settings.suite,
         "only": sorted(settings.only),
         "skip": sorted(settings.skip),
-        "checks": {p.check.id: p.context.options for p in plan.checks},
+        "checks": plan.options or {p.check.id: p.context.options for p in plan.checks},
         "reference_base_url": settings.reference_base_url,
         "reference_model": settings.reference_model,
+        "seed": settings.seed,
+        "full_pass": settings.full_pass,
+        "gate": settings.gate,
+        "shard": list(settings.shard) if settings.shard else None,
     }
+
+
+def profile_digest(profile: Profile) -> str:
+    """The contract's content, wherever its file lies."""
+    return _digest({k: v for k, v in dataclasses.asdict(profile).items() if k != "path"})
 
 
 def _digest(value: Any) -> str:
@@ -218,8 +225,7 @@ class _Run:
         preflight = [r.result for r in self.runners if r not in benchmarks and "preflight" in r.planned.check.suites]
         failed = [f"{c['id']} {c['verdict']}" for c in preflight if c and c["verdict"] != PASS]
         if failed and self.settings.gate:
-            reason = (f"gated: preflight did not pass ({', '.join(failed)}), so benchmark scores would not mean "
-                      "much; fix the contract first, or run them anyway with --no-gate")
+            reason = gated(failed)
             for runner in benchmarks:
                 self.not_started[runner.planned.check.id] = reason
                 self.runners.remove(runner)
@@ -268,7 +274,9 @@ class _Run:
             "exit_code": exit_code(verdict, self.settings.fail_on),
             "notes": self.probe_notes,
             "multiple_testing": _family(self.plan),
-            "totals": _totals(checks, self.probe_requests),
+            "shard": _shard(self.settings),
+            "run": self.record,
+            "totals": totals(checks, self.probe_requests),
             "checks": checks,
             "not_run": not_run,
         }
@@ -336,6 +344,10 @@ class _Datasets:
         return await self._loads[key]
 
 
+def _shard(settings: Settings) -> dict[str, int] | None:
+    return {"index": settings.shard[0], "count": settings.shard[1]} if settings.shard else None
+
+
 def _family(plan: Plan) -> dict[str, Any] | None:
     """How the run's benchmarks share α (results.json states it), or None without benchmarks."""
     from .checks.bench import ALPHA
@@ -396,36 +408,9 @@ class _CheckRun:
         return self._seen
 
     def summary(self) -> dict[str, Any]:
-        check, planned = self.planned.check, len(self.planned.items)
-        items = self._records()
-        counts = {v: sum(1 for i in items if i["verdict"] == v) for v in (PASS, FAIL, ERROR)}
-        n = len(items)
-        evidence = [i["evidence"] for i in items if i.get("evidence")]
-        internal = sum(1 for i in items if i.get("internal"))
-        message = None
-        if n < planned and not self.stopped_early:
-            verdict = ERROR
-            metric = {"name": "pass_rate", "value": None, "lower": None, "upper": None, "confidence": 0.95}
-            details = {"unfinished": planned - n}
-        elif check.summarize is not None:
-            try:
-                summary = check.summarize(items, self.planned.context)
-                verdict, metric, details = summary.verdict, summary.metric, summary.details
-                message = summary.message
-            except Exception as exc:     # kvv's bug, never the vendor's outage
-                internal += 1
-                self.journal.write("internal", check=check.id, where="summarize", traceback=traceback.format_exc())
-                verdict, metric = ERROR, {"name": "pass_rate", "value": None, "lower": None, "upper": None,
-                                          "confidence": 0.95}
-                details = {"internal_error": f"{type(exc).__name__}: {exc}"}
-        else:
-            lower, upper = wilson(counts[PASS], n)
-            verdict = worst(i["verdict"] for i in items)
-            metric = {"name": "pass_rate", "value": round(counts[PASS] / n, 4) if n else None,
-                      "lower": round(lower, 4), "upper": round(upper, 4), "confidence": 0.95}
-            details = {}
+        records = self._records()
         errors, tokens = dict(self.errors), dict(self.tokens)
-        for item in items:
+        for item in records:
             if item.get("resumed"):       # what the earlier run spent counts too
                 for name, count in (item.get("errors") or {}).items():
                     if name in errors:
@@ -433,32 +418,18 @@ class _CheckRun:
                 for name, count in (item.get("tokens") or {}).items():
                     if name in tokens:
                         tokens[name] += count
-        errors["internal"] = internal
-        return {
-            "id": check.id,
-            "title": check.title,
-            "detects": check.detects,
-            "suites": list(check.suites),
-            "verdict": verdict,
-            "n": n,
-            "planned": planned,
-            "n_planned": planned,
-            "passed": counts[PASS],
-            "failed": counts[FAIL],
-            "errored": counts[ERROR],
-            "reused": sum(1 for i in items if i.get("resumed")),
-            "stopped_early": self.stopped_early,
-            "metric": metric,
-            "details": details,
-            "common_failure": _common_failure(items),
-            "message": message,
-            "errors": errors,
-            "tokens": tokens,
-            "duration_s": round(self.duration if self.duration is not None else time.monotonic() - self.clock, 3),
-            "config_line": None,
-            "items": [{k: v for k, v in i.items() if k not in ("evidence", "errors", "tokens")} for i in items],
-            "evidence": evidence[:EVIDENCE_PER_CHECK],
-        }
+        planned = len(self.planned.items)
+
+        def internal(exc: Exception) -> None:
+            self.journal.write("internal", check=self.planned.check.id, where="summarize",
+                               traceback=traceback.format_exc())
+
+        return check_result(
+            self.planned.check, self.planned.context, records, planned=planned,
+            unfinished=0 if self.stopped_early else planned - len(records), stopped_early=self.stopped_early,
+            errors=errors, tokens=tokens, evidence=[i["evidence"] for i in records if i.get("evidence")],
+            duration_s=self.duration if self.duration is not None else time.monotonic() - self.clock,
+            on_internal=internal)
 
     async def _item(self, position: int, item: Item, holding: bool = False) -> None:
         """Run one item (or reuse it from the journal); `holding`: the caller acquired the semaphore."""
@@ -475,7 +446,8 @@ class _CheckRun:
             self.finished[position] = {
                 **{k: done.get(k) for k in ("verdict", "message", "requests", "attempts", "data", "evidence",
                                             "errors", "tokens")},
-                "id": item.id, "mode": item.mode, "digest": item.digest, "resumed": True}
+                "id": item.id, "mode": item.mode, "digest": item.digest, "resumed": True,
+                "position": self.planned.positions[position]}
             return
         sent = {"requests": 0, "attempts": 0}
         errors: dict[str, int] = {}
@@ -522,7 +494,8 @@ class _CheckRun:
                                              f"{type(exc).__name__}: {exc}")
         result = {"id": item.id, "mode": item.mode, "verdict": outcome.verdict, "message": outcome.message,
                   "digest": item.digest, "requests": sent["requests"], "attempts": sent["attempts"],
-                  "resumed": False, "data": outcome.data, "errors": errors, "tokens": tokens,
+                  "resumed": False, "position": self.planned.positions[position], "data": outcome.data,
+                  "errors": errors, "tokens": tokens,
                   "evidence": self._evidence(item, outcome, from_reference)}
         if internal:
             result["internal"] = True
@@ -546,15 +519,6 @@ class _CheckRun:
         }
 
 
-def _common_failure(items: list[dict[str, Any]]) -> str | None:
-    """The message every item of a check failed with, when there are several and all agree:
-    reports say it once instead of once per item."""
-    messages = {i.get("message") for i in items}
-    if len(items) > 1 and len(messages) == 1 and all(i["verdict"] != PASS for i in items):
-        return messages.pop()
-    return None
-
-
 def _shorten(value: Any, limit: int = 500) -> Any:
     """Long strings in a request cut down for the report; the curl line keeps the full body."""
     if isinstance(value, str):
@@ -564,22 +528,6 @@ def _shorten(value: Any, limit: int = 500) -> Any:
     if isinstance(value, list):
         return [_shorten(v, limit) for v in value]
     return value
-
-
-def _totals(checks: list[dict[str, Any]], probe_requests: int) -> dict[str, Any]:
-    items = [i for c in checks for i in c["items"]]
-    classes = (*ERROR_CLASSES, "internal")
-    return {
-        "checks": len(checks),
-        "items": len(items),
-        "reused": sum(1 for i in items if i.get("resumed")),
-        "requests": sum(i["requests"] for i in items),
-        "probe_requests": probe_requests,
-        "attempts": sum(i["attempts"] for i in items),
-        "prompt_tokens": sum(c["tokens"]["prompt_tokens"] for c in checks),
-        "completion_tokens": sum(c["tokens"]["completion_tokens"] for c in checks),
-        "errors": {k: sum(c["errors"].get(k, 0) for c in checks) for k in classes},
-    }
 
 
 def _now() -> str:
