@@ -389,6 +389,7 @@ def _publish(results: dict[str, Any], out: Path, journal: bool = True) -> None:
     # Where findings with no config line point (the workflow step), fixed now so every later
     # rendering of results.json (kvv report) gives the same bytes.
     results.setdefault("anchor", report.sarif.anchor())
+    results.setdefault("sources", report.sarif.sources(results))
     paths = {"results": out / "results.json"}
     paths["results"].write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     paths.update(report.write_reports(results, out))

@@ -447,6 +447,7 @@ class _CheckRun:
                 **{k: done.get(k) for k in ("verdict", "message", "requests", "attempts", "data", "evidence",
                                             "errors", "tokens")},
                 "id": item.id, "mode": item.mode, "digest": item.digest, "resumed": True,
+                **({"line": item.line} if item.line is not None else {}),
                 "position": self.planned.positions[position]}
             return
         sent = {"requests": 0, "attempts": 0}
@@ -497,6 +498,8 @@ class _CheckRun:
                   "resumed": False, "position": self.planned.positions[position], "data": outcome.data,
                   "errors": errors, "tokens": tokens,
                   "evidence": self._evidence(item, outcome, from_reference)}
+        if item.line is not None:
+            result["line"] = item.line
         if internal:
             result["internal"] = True
         # An internal error is not a finished item: --resume runs it again.

@@ -111,3 +111,25 @@ def test_annotations_use_the_same_anchor(kvv, simulator, tmp_path):
     lines = github.annotations(run.results)
     assert lines and lines[0].startswith("::error title=kvv param-temperature%3A FAIL,")
     assert ",file=.github/workflows/verify.yml,line=4::" in lines[0]
+
+
+def test_each_failing_item_points_at_its_line_of_the_case_file(kvv, simulator, tmp_path):
+    builtin = (Path(__file__).parent.parent / "kvv" / "data" / "prompt-token-cases.jsonl").read_text().splitlines()
+    cases = tmp_path / "cases" / "prompt-tokens.jsonl"
+    cases.parent.mkdir()
+    cases.write_text("\n".join([builtin[0], "", builtin[1], builtin[2]]) + "\n")
+    url = simulator("kimi-k3", "usage-off=5").url
+    run = kvv("run", "--base-url", url, "--model", "kimi-k3", "--only", "prompt-tokens", "--cases", str(cases),
+              env={"GITHUB_WORKSPACE": str(tmp_path)})
+    assert run.verdicts() == {"prompt-tokens": "fail"}
+    doc = document(run)
+    assert_github_accepts(doc)
+    per_item = [r for r in doc["runs"][0]["results"] if "item" in r["properties"]]
+    located = [(r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+                r["locations"][0]["physicalLocation"]["region"]["startLine"]) for r in per_item]
+    assert located == [("cases/prompt-tokens.jsonl", line) for line in (1, 3, 4)]
+    assert len({r["partialFingerprints"]["kvvFinding/v1"] for r in per_item}) == 3
+    # A case file outside the repository has no line code scanning could show.
+    outside = kvv("run", "--base-url", url, "--model", "kimi-k3", "--only", "prompt-tokens", "--cases", str(cases),
+                  env={"GITHUB_WORKSPACE": str(tmp_path / "elsewhere")}, out="outside")
+    assert [r for r in document(outside)["runs"][0]["results"] if "item" in r["properties"]] == []

@@ -62,6 +62,8 @@ class Item:
     # retry. If that one is answered, the 5xx was the endpoint's answer to the invalid value
     # (a finding); if not, the endpoint is down (infrastructure).
     control: dict[str, Any] | None = None
+    # The 1-based line of the check's case file the item comes from (reports point at it).
+    line: int | None = None
 
     @property
     def digest(self) -> str:

@@ -43,6 +43,11 @@ OPTIONAL = ("features",)
 
 def load_cases(path: str | None, builtin: str = BUILTIN) -> list[dict[str, Any]]:
     """The cases of `path` (None: kvv/data/`builtin`), each line validated."""
+    return [case for _, case in numbered_cases(path, builtin)]
+
+
+def numbered_cases(path: str | None, builtin: str = BUILTIN) -> list[tuple[int, dict[str, Any]]]:
+    """[(1-based line, case)] of `path`, each line validated."""
     source, lines = load_jsonl(path, builtin)
     cases, seen = [], set()
     for number, case in lines:
@@ -51,13 +56,13 @@ def load_cases(path: str | None, builtin: str = BUILTIN) -> list[dict[str, Any]]
         if case["id"] in seen:
             raise ConfigError(f"duplicate case id {case['id']!r}", source=source, path=f"{where}: id")
         seen.add(case["id"])
-        cases.append(case)
+        cases.append((number, case))
     if not cases:
         raise ConfigError("no cases", source=source)
     return cases
 
 
-def corpus(ctx: Context) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def corpus(ctx: Context) -> tuple[list[tuple[int, dict[str, Any]]], dict[str, Any]]:
     """The cases this run judges against and the reference they are, as results name it.
 
     The user's file always applies; otherwise the built-in corpus valid for the endpoint
@@ -65,12 +70,12 @@ def corpus(ctx: Context) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """
     if ctx.options.get("cases") is not None:
         path = ctx.options["cases"]
-        return load_cases(path), references.supplied(path, "checks.prompt-tokens.cases or --cases")
+        return numbered_cases(path), references.supplied(path, "checks.prompt-tokens.cases or --cases")
     reference = references.for_target(CHECK, ctx)
     if reference is None:
         raise references.none_holds(CHECK, ctx, "prompt-token constants",
                                     f"supply your model's with `--only {CHECK} --cases FILE` or checks.{CHECK}.cases")
-    return load_cases(None, reference.file), reference.describe()
+    return numbered_cases(None, reference.file), reference.describe()
 
 
 def _validate(case: dict[str, Any], source: str, where: str) -> None:
@@ -88,7 +93,7 @@ def _build(ctx: Context) -> list[Item]:
     cases, _ = corpus(ctx)
     slack = ctx.profile.threshold("prompt-token-slack", 3)
     items = []
-    for case in cases:
+    for line, case in cases:
         if not all(ctx.profile.feature(name) for name in case.get("features", [])):
             continue
         request = case["request"]
@@ -97,7 +102,7 @@ def _build(ctx: Context) -> list[Item]:
         body = {**request, "model": ctx.model, **STREAM, **({} if caps else {"max_tokens": 1})}
         expected = case["expected_prompt_tokens"]
         items.append(Item(case["id"], [body], within(expected, slack), None, min(caps, default=1),
-                          expects={"expected": expected, "slack": slack}))
+                          expects={"expected": expected, "slack": slack}, line=line))
     return items
 
 

@@ -174,7 +174,7 @@ def _build(ctx: Context) -> list[Item]:
             body = request(ctx, parameters, mode)
             items.append(Item(f"case {line} [{mode}]", [body], mode=ctx.profile.default_mode,
                               token_ceiling=body["max_tokens"], run=_runner(body, validator, mode, line),
-                              request_count=1))
+                              request_count=1, line=line))
     return items
 
 

@@ -180,7 +180,8 @@ def _build(ctx: Context) -> list[Item]:
         cap = body.get("max_tokens")
         items.append(Item(f"request {index} [{'stream' if body.get('stream') else 'non-stream'}]", requests,
                           token_ceiling=cap * len(requests) if isinstance(cap, int) else None,
-                          run=_replay(index, body, expected), expects="live" if expected is None else expected))
+                          run=_replay(index, body, expected), expects="live" if expected is None else expected,
+                          line=index))
     return items
 
 

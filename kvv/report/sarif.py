@@ -33,7 +33,9 @@ def render(results: dict) -> str:
     """The SARIF document as JSON text (deterministic: the same results give the same bytes)."""
     checks = results.get("checks", [])
     rules = [_rule(c) for c in checks]
-    findings = [_result(c, results) for c in checks if c.get("verdict") in LEVELS][:MAX_RESULTS]
+    findings = [_result(c, results) for c in checks if c.get("verdict") in LEVELS]
+    findings += [finding for c in checks if c.get("verdict") == FAIL for finding in _item_results(c, results)]
+    findings = findings[:MAX_RESULTS]
     run = {
         "tool": {"driver": {"name": "kvv", "semanticVersion": results.get("kvv_version", "0"),
                             "version": results.get("kvv_version", "0"), "informationUri": INFORMATION_URI,
@@ -63,6 +65,52 @@ def anchor(environ: Mapping[str, str] = os.environ) -> dict[str, Any] | None:
         return {"uri": path, "line": 1}
     step = next((n for n, line in enumerate(lines, 1) if re.search(r"\buses:\s*\S*kvv", line)), 1)
     return {"uri": path, "line": step}
+
+
+CASE_FILE_OPTIONS = ("cases", "requests")     # check options that name a file of items, one per line
+
+
+def sources(results: dict, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """Check id -> its case file relative to the repository (GITHUB_WORKSPACE, else the current
+    directory), for the case files that lie in it. Read at run time and kept in results.json."""
+    root = Path(environ.get("GITHUB_WORKSPACE") or os.getcwd()).resolve()
+    found = {}
+    for check_id, options in ((results.get("run") or {}).get("checks") or {}).items():
+        for key in CASE_FILE_OPTIONS:
+            value = (options or {}).get(key)
+            if isinstance(value, str) and value:
+                try:
+                    found[check_id] = Path(value).resolve().relative_to(root).as_posix()
+                except ValueError:
+                    pass                     # outside the repository: code scanning cannot show it
+                break
+    return found
+
+
+def _item_results(check: dict, results: dict) -> list[dict[str, Any]]:
+    """A result per failing item whose case-file line is known, located at that line."""
+    uri = (results.get("sources") or {}).get(check["id"])
+    if not uri:
+        return []
+    target = results.get("target", {})
+    found = []
+    for item in check.get("items", []):
+        if item.get("verdict") != FAIL or not item.get("line"):
+            continue
+        identity = "|".join([check["id"], item["id"], str(target.get("model")), str(target.get("profile"))])
+        digest = hashlib.sha256(identity.encode()).hexdigest()
+        found.append({
+            "ruleId": check["id"],
+            "level": "error",
+            "message": {"text": _cut(f"kvv {check['id']} · {item['id']}: {item.get('message') or 'failed'} "
+                                     f"({target.get('model')}, profile {target.get('profile')})", MAX_MESSAGE)},
+            "locations": [{"physicalLocation": {"artifactLocation": {"uri": uri},
+                                                "region": {"startLine": item["line"]}}}],
+            "partialFingerprints": {"primaryLocationLineHash": f"{digest[:32]}:1", "kvvFinding/v1": digest},
+            "properties": {"verdict": FAIL, "item": item["id"], "model": target.get("model"),
+                           "profile": target.get("profile")},
+        })
+    return found
 
 
 def _rule(check: dict) -> dict[str, Any]:
