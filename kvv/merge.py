@@ -102,9 +102,10 @@ def merge(shards: list[tuple[str, dict[str, Any]]], profile: str | None = None) 
                          "started_at": r["started_at"], "verdict": r["verdict"], "complete": r.get("complete", True)}
                         for source, r in ordered],
     }
-    anchor = next((r["anchor"] for r in documents if r.get("anchor")), None)
-    if anchor:
-        merged["anchor"] = anchor
+    for key in ("anchor", "sources"):      # fixed when the shards ran, in their workspace
+        found = next((r[key] for r in documents if r.get(key)), None)
+        if found:
+            merged[key] = found
     return merged
 
 

@@ -151,6 +151,14 @@ def run_notes(results: dict) -> list[str]:
         faults = (target.get("simulation") or {}).get("faults") or {}
         named = ", ".join(f"{k}={v}" if v is not None else k for k, v in faults.items()) or "none"
         notes.append(f"**Simulated:** kvv's own simulated vendor (faults: {inline(named)}), not a real deployment.")
+    if results.get("shard"):
+        shard = results["shard"]
+        notes.append(f"**Shard {shard['index']}/{shard['count']}:** a slice of every check's items, so its bounds "
+                     "are wider than the whole run's; `kvv merge` combines the shards into one verdict.")
+    if results.get("merged_from"):
+        merged = results["merged_from"]
+        notes.append(f"**Merged** from {len(merged)} of {merged[0]['count']} shards: each check's statistics "
+                     "computed over the union of their items.")
     if totals.get("reused"):
         notes.append(f"**Resumed:** {totals['reused']} of {totals.get('items', 0)} items reused from the "
                      "journal of an earlier run of the same target and settings.")
