@@ -33,7 +33,6 @@ from typing import Any
 
 from ..identity import HEADER as IDENTITY_HEADER, header_value
 from ..profile import Profile
-from . import probes
 from .loopback import LoopbackServer, TrackedHandler
 from .benchmarks import BenchmarkModel, Gold, corrupted, simulated_accuracy
 from .calls import DEFAULT_ID_FORMAT, arguments_for, call_id, calls_by_default, calls_so_far, requested_tools
@@ -339,9 +338,6 @@ class Simulator:
         share = scale / len(self._effort_levels) if request.effort else 1.0
         reply = self.benchmarks.reply(request.body, thinking=request.mode == "thinking", effort_share=share,
                                       draw=f"{key.body_digest}:{key.attempt}:{index}")
-        if reply is None:
-            reply = probes.reply(request.body, faults=self.faults, seed=self.seed,
-                                 thinking=request.mode == "thinking")
         if reply is None:
             return None
         written, applied = reply
