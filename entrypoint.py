@@ -5,6 +5,13 @@ With GITHUB_ACTIONS=true it turns the action's INPUT_* variables into a `kvv run
 runs it with the API key in the child's environment (never in argv), and then, whatever the
 run's outcome, writes the job summary, the step outputs and the annotations, and exits with
 the run's code.
+
+With `comment: true` on a pull_request or pull_request_target event it also creates or updates
+kvv's comment on the pull request (kvv/github_api.py, in this process: the GitHub token never
+reaches a child process). The comment is found again by a marker of model, profile, suite,
+endpoint and `key=WORKFLOW-FILE/JOB/OUTPUT-DIR`, so matrix legs that differ in any of those (give
+each leg its own `output-dir` otherwise) keep a comment each. Commenting never changes the exit
+code: a token that cannot write (a fork's read-only one) is a notice, any other failure a warning.
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ OPTIONS = {
     "reference-base-url": "--reference-base-url", "reference-model": "--reference-model",
 }
 FLAGS = {"resume": "--resume", "allow-insecure-http": "--allow-insecure-http", "simulate": "--simulate"}
+# Inputs of the action alone, not of `kvv run` (`kvv comment` is their CLI side).
+ACTION_ONLY = {"comment": "false", "github-token": "${{ github.token }}"}
 # action.yml's defaults, which are also the CLI's (a test keeps the three in step). An input
 # left at its default is not passed on, so a config file can still set that option.
 DEFAULTS = {
@@ -41,6 +50,10 @@ DEFAULTS = {
 KEY_ENVS = ("KVV_API_KEY", "KIMI_API_KEY")              # what the CLI reads the key from
 REFERENCE_KEY_ENV = "KVV_REFERENCE_API_KEY"             # and the reference endpoint's key
 BASE_URL_ENVS = ("KVV_BASE_URL", "KIMI_BASE_URL")
+GITHUB_TOKEN_ENVS = ("GITHUB_TOKEN", "GH_TOKEN")         # kvv run never needs these
+PR_EVENTS = ("pull_request", "pull_request_target")
+# Reports a run writes beside results.json, as step outputs when this run wrote them.
+FILE_OUTPUTS = {"sarif-file": "kvv.sarif", "badge-file": "badge.json", "junit-file": "junit.xml"}
 TRUE, FALSE = ("true", "True", "TRUE"), ("false", "False", "FALSE")   # toolkit getBooleanInput
 SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # This file sits beside the kvv package (repo root, /app in the image); the child imports
@@ -66,20 +79,27 @@ def action() -> int:
     # The step's env may set any locale; the log is UTF-8 whatever it says.
     sys.stdout.reconfigure(encoding="utf-8", errors="replace")
     key, reference_key = read_input("api-key"), read_input("reference-api-key")
+    # `docker run` users have no action.yml default: the token may come from the environment.
+    github_token = read_input("github-token") or next(filter(None, map(os.environ.get, GITHUB_TOKEN_ENVS)), None)
     # Masks first: nothing may print a secret before the runner knows to hide it.
     secrets = list(dict.fromkeys(s for s in (key, reference_key, os.environ.get(REFERENCE_KEY_ENV),
-                                             os.environ.get("HF_TOKEN"), *map(os.environ.get, KEY_ENVS)) if s))
+                                             os.environ.get("HF_TOKEN"), *map(os.environ.get, KEY_ENVS),
+                                             github_token, *map(os.environ.get, GITHUB_TOKEN_ENVS)) if s))
     for secret in secrets:
         print(github.add_mask(secret), flush=True)
     output_dir = Path(read_input("output-dir") or DEFAULTS["output-dir"])
     try:
         args = kvv_args(output_dir, key)
+        comment = read_boolean("comment")
     except InputError as exc:
         return finish_without_results(2, str(exc), output_dir, [])
 
     results_file = output_dir / "results.json"
-    results_file.unlink(missing_ok=True)       # never report a previous run's results
-    rc, tail = run_kvv(args, child_env(key, reference_key), Redactor(*secrets))
+    # Never report a previous run's results, nor its reports (a cached output directory).
+    for name in ("results.json", *FILE_OUTPUTS.values()):
+        (output_dir / name).unlink(missing_ok=True)
+    redact = Redactor(*secrets)
+    rc, tail = run_kvv(args, child_env(key, reference_key), redact)
     try:
         results = json.loads(results_file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -87,7 +107,8 @@ def action() -> int:
         # A crash exits 1 like a failed run; without results kvv proved nothing either way.
         return finish_without_results(rc if rc in (2, 3) else 3, reason, output_dir, tail)
     # Only the documented codes leave the action: an interrupted kvv (130) is "could not finish".
-    return finish(rc if rc in DOCUMENTED_EXIT_CODES else 3, results, output_dir)
+    return finish(rc if rc in DOCUMENTED_EXIT_CODES else 3, results, output_dir,
+                  github_token if comment else None, redact, comment)
 
 
 # --- inputs --------------------------------------------------------------------------------
@@ -155,7 +176,7 @@ def kvv_args(output_dir: Path, key: str | None) -> list[str]:
 def child_env(key: str | None, reference_key: str | None = None) -> dict[str, str]:
     """The environment for `kvv run`: the step's, minus what a workflow could have poisoned."""
     env = {name: value for name, value in os.environ.items()
-           if not name.startswith(("INPUT_", "PYTHON"))}
+           if not name.startswith(("INPUT_", "PYTHON")) and name not in GITHUB_TOKEN_ENVS}
     home = env.get("HOME", "")
     env.update(PATH=SAFE_PATH, HOME=home if os.path.isabs(home) and os.path.isdir(home) else "/tmp",
                PYTHONPATH=PACKAGE_ROOT, PYTHONUNBUFFERED="1", PYTHONIOENCODING="utf-8")
@@ -192,7 +213,8 @@ def run_kvv(args: list[str], env: dict[str, str], redact: Redactor) -> tuple[int
 
 # --- reporting back to GitHub --------------------------------------------------------------
 
-def finish(rc: int, results: dict, output_dir: Path) -> int:
+def finish(rc: int, results: dict, output_dir: Path, github_token: str | None = None,
+           redact: Redactor | None = None, comment: bool = False) -> int:
     summary_file: Path | None = output_dir / "summary.md"
     if not summary_file.exists():
         summary_file = None
@@ -200,8 +222,9 @@ def finish(rc: int, results: dict, output_dir: Path) -> int:
     text = summary_file.read_text(encoding="utf-8") if summary_file else markdown.render(results)
     if len(text.encode("utf-8")) > budget:
         text = markdown.render(results, max_bytes=budget)      # cut whole sections, with a note
+    comment_url = pr_comment(results, output_dir, github_token, redact or Redactor()) if comment else None
     write_back(rc, results.get("verdict", "error"), text, output_dir, summary_file,
-               bool(results.get("target", {}).get("simulated")))
+               bool(results.get("target", {}).get("simulated")), comment_url, reports=True)
     config = results.get("config_file") or read_input("config")
     for line in github.annotations(results, workspace_relative(config) if config else None):
         print(line)
@@ -220,7 +243,7 @@ def finish_without_results(rc: int, reason: str, output_dir: Path, tail: list[st
 
 
 def write_back(rc: int, verdict: str, summary: str, output_dir: Path, summary_file: Path | None,
-               simulated: bool = False) -> None:
+               simulated: bool = False, comment_url: str | None = None, reports: bool = False) -> None:
     if os.environ.get("GITHUB_STEP_SUMMARY"):
         github.append_summary(os.environ["GITHUB_STEP_SUMMARY"], summary)
     if os.environ.get("GITHUB_OUTPUT"):
@@ -231,8 +254,76 @@ def write_back(rc: int, verdict: str, summary: str, output_dir: Path, summary_fi
             "summary-file": workspace_relative(summary_file) if summary_file else "",
             "exit-code": rc,
             "simulated": "true" if simulated else "false",
+            # the reports this run wrote (stale ones were removed before it)
+            **{name: workspace_relative(output_dir / filename) for name, filename in FILE_OUTPUTS.items()
+               if reports and (output_dir / filename).is_file()},
+            **({"comment-url": comment_url} if comment_url else {}),
         })
     give_back_to_workspace_owner(output_dir)
+
+
+# --- the pull-request comment ------------------------------------------------------------
+
+def pr_comment(results: dict, output_dir: Path, token: str | None, redact: Redactor) -> str | None:
+    """Create or update kvv's comment on the pull request; the comment's URL, or None.
+
+    Never raises and never changes the step's outcome: the verdict is the exit code's."""
+    event = os.environ.get("GITHUB_EVENT_NAME", "")
+    if event not in PR_EVENTS:
+        print(github.command("notice", f"comment: true, but this run is for a {event or 'unknown'} event: "
+                             "there is no pull request to comment on"))
+        return None
+    try:
+        pr = pull_request_number(os.environ.get("GITHUB_EVENT_PATH"))
+        repo = os.environ.get("GITHUB_REPOSITORY", "")
+        if not token:
+            raise ValueError("no token: set the 'github-token' input (its default is github.token)")
+        from kvv import github_api
+
+        done = github_api.post_results(results, token=token, repo=repo, pr=pr,
+                                       api_url=os.environ.get("GITHUB_API_URL") or None,
+                                       run_url=run_url(), key=comment_key(output_dir))
+    except Exception as exc:            # noqa: BLE001 - a comment must never fail the step
+        status, on_write = getattr(exc, "status", None), getattr(exc, "on_write", False)
+        message = redact.text(str(exc))
+        if on_write and status in (403, 404):
+            print(github.command("notice", f"kvv did not comment: the token cannot write comments ({message}): "
+                                 "fork PRs get a read-only token; the job summary has the report. For a "
+                                 "same-repository PR, give the job `permissions: pull-requests: write`."))
+        else:
+            print(github.command("warning", f"kvv could not comment on the pull request: {message}"))
+        return None
+    print(f"kvv: PR comment {done.action}: {done.url}", flush=True)
+    return done.url
+
+
+def pull_request_number(event_path: str | None) -> int:
+    """`pull_request.number` of the event payload."""
+    if not event_path:
+        raise ValueError("GITHUB_EVENT_PATH is not set: no event payload to read the pull request from")
+    try:
+        event = json.loads(Path(event_path).read_text(encoding="utf-8"))
+        number = event["pull_request"]["number"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"no pull_request.number in the event payload ({type(exc).__name__})") from None
+    if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+        raise ValueError(f"bad pull_request.number in the event payload: {number!r}")
+    return number
+
+
+def run_url() -> str | None:
+    parts = [os.environ.get(name, "").rstrip("/") for name in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")]
+    return f"{parts[0]}/{parts[1]}/actions/runs/{parts[2]}" if all(parts) else None
+
+
+def comment_key(output_dir: Path) -> str:
+    """WORKFLOW-FILE/JOB/OUTPUT-DIR: the marker's extra identity (with model, profile, suite and
+    endpoint from results.json). Matrix legs share the job id, so legs that differ in nothing
+    else need their own output-dir to keep a comment each."""
+    workflow = os.environ.get("GITHUB_WORKFLOW_REF", "").split("@")[0]
+    workflow = workflow.rpartition("/.github/workflows/")[2] or os.environ.get("GITHUB_WORKFLOW", "")
+    return "/".join(part for part in (workflow, os.environ.get("GITHUB_JOB", ""),
+                                      workspace_relative(output_dir)) if part)
 
 
 def workspace() -> Path:

@@ -220,13 +220,14 @@ def _ceiling(value: int | None) -> str:
     return "server default" if value is None else f"{value:,}"
 
 
-FORMATS = ("markdown", "sarif", "terminal")
+FORMATS = ("markdown", "sarif", "junit", "badge", "badge-svg", "terminal")
 
 
 @cli.command()
 @click.argument("source", type=click.Path(exists=True))
 @click.option("--format", "form", type=click.Choice(FORMATS), default="markdown", show_default=True,
-              help="markdown (the job summary), sarif (for code scanning) or terminal.")
+              help="markdown (the job summary), sarif (for code scanning), junit (CI test reports), "
+                   "badge (shields.io endpoint JSON), badge-svg, or terminal.")
 @click.option("--output", type=click.Path(dir_okay=False), help="Write here instead of standard output.")
 def report(source: str, form: str, output: str | None) -> None:
     """Render a report from results.json (a file, or the output directory holding it).
@@ -245,12 +246,129 @@ def report(source: str, form: str, output: str | None) -> None:
         if not isinstance(results, dict) or "checks" not in results:
             raise ConfigError("not a results.json kvv wrote (no checks)", source=str(path))
     renderers = {"markdown": reports.render_markdown, "sarif": reports.sarif.render,
-                 "terminal": reports.render_terminal}
+                 "junit": reports.junit.render, "badge": reports.badge.render_json,
+                 "badge-svg": reports.badge.render_svg, "terminal": reports.render_terminal}
     text = renderers[form](results)
     if output:
         Path(output).write_text(text, encoding="utf-8")
     else:
         click.echo(text, nl=False)
+
+
+@cli.command(epilog="""\b
+Example (one matrix job per vendor, each uploading its output directory as an artifact):
+  kvv compare kvv-out-*/ --output comparison.md""")
+@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--format", "form", type=click.Choice(("markdown", "json")), default="markdown", show_default=True,
+              help="markdown (a table to publish) or json (the same comparison as data).")
+@click.option("--output", type=click.Path(dir_okay=False), help="Write here instead of standard output.")
+def compare(sources: tuple[str, ...], form: str, output: str | None) -> None:
+    """Compare vendors: runs of one model and profile (each a results.json or its directory).
+
+    Rows are vendors, columns checks, cells verdicts with their metric and bounds. Runs of
+    different profiles are refused (exit 2). Sends nothing.
+    """
+    from .merge import load
+    from .report import compare as comparing
+
+    with _config_errors():
+        for source in sources:
+            if Path(source).is_dir() and not (Path(source) / "results.json").is_file():
+                raise ConfigError("no results.json in this directory (is it a kvv output directory?)",
+                                  source=source)
+        loaded = load(list(sources))
+        documents, names = [r for _, r in loaded], [s for s, _ in loaded]
+        render = comparing.render if form == "markdown" else comparing.render_json
+        text = render(documents, names)
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)
+
+
+COMMENT_EPILOG = """\b
+The token is read from GITHUB_TOKEN, never from the command line; it needs
+pull-requests: write (or issues: write). The comment is found again by a hidden marker
+(model, profile, suite, endpoint and --key), edited in place, and says what changed since
+the previous one.
+
+\b
+Exit codes (never the vendor's verdict: `kvv run` gives that):
+  0  comment created or updated, or --dry-run; also when GitHub refuses the write
+     (403/404: a fork PR's read-only token): a notice, since nothing is wrong with kvv's run
+  2  usage or configuration: GITHUB_TOKEN unset, bad --repo/--pr, not a results.json,
+     token rejected (401), repository or pull request not found (404 reading comments)
+  3  any other GitHub failure: 422 (GitHub's message is printed), 403 reading, 5xx after one
+     retry, no answer
+
+\b
+Example:
+  GITHUB_TOKEN=... kvv comment kvv-out --repo octo-org/app --pr 42 \\
+    --run-url "$GITHUB_SERVER_URL/$GITHUB_REPOSITORY/actions/runs/$GITHUB_RUN_ID"
+"""
+
+
+@cli.command(epilog=COMMENT_EPILOG)
+@click.argument("source", type=click.Path(exists=True))
+@click.option("--repo", required=True, metavar="OWNER/NAME", help="The repository of the pull request.")
+@click.option("--pr", required=True, type=click.IntRange(min=1), help="The pull request number.")
+@click.option("--api-url", envvar="GITHUB_API_URL", default="https://api.github.com", show_default=True,
+              metavar="URL", help="GitHub REST API base URL (GitHub Enterprise: https://HOST/api/v3). "
+                                  "Also read from GITHUB_API_URL.")
+@click.option("--run-url", metavar="URL", help="Link to the run (its job summary has the full report).")
+@click.option("--key", metavar="TEXT", help="Extra identity for the comment's marker, e.g. the job, so "
+                                            "several kvv comments can live on one pull request.")
+@click.option("--dry-run", is_flag=True, help="Print the comment body instead of posting it (sends nothing).")
+def comment(source: str, repo: str, pr: int, api_url: str, run_url: str | None, key: str | None,
+            dry_run: bool) -> None:
+    """Post (or update) the kvv comment on a pull request from results.json (a file, or the
+    output directory holding it)."""
+    from . import github_api
+    from .report import comment as rendering
+
+    path = Path(source)
+    path = path / "results.json" if path.is_dir() else path
+    with _config_errors():
+        try:
+            github_api.validate(repo, pr)
+        except ValueError as exc:
+            raise ConfigError(str(exc), source="--repo") from None
+        try:
+            results = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"not a results.json kvv wrote: {exc}", source=str(path)) from None
+        if not isinstance(results, dict) or "checks" not in results:
+            raise ConfigError("not a results.json kvv wrote (no checks)", source=str(path))
+    if dry_run:
+        click.echo(rendering.render(results, None, run_url, key=key), nl=False)
+        return
+    token = os.environ.get("GITHUB_TOKEN", "").strip()
+    if not token:
+        click.echo("kvv: error: GITHUB_TOKEN is not set: kvv comment needs a token that can write "
+                   "pull-request comments", err=True)
+        sys.exit(2)
+    try:
+        done = github_api.post_results(results, token=token, repo=repo, pr=pr, api_url=api_url,
+                                       run_url=run_url, key=key)
+    except ValueError as exc:
+        click.echo(f"kvv: error: {exc}", err=True)
+        sys.exit(2)
+    except github_api.GitHubError as exc:
+        if exc.on_write and exc.status in (403, 404):
+            click.echo(f"kvv: notice: the token cannot write comments ({exc}): fork pull requests get "
+                       "a read-only token; nothing was posted", err=True)
+            return
+        if exc.status == 401:
+            click.echo(f"kvv: error: GitHub rejected the token ({exc}): check GITHUB_TOKEN", err=True)
+            sys.exit(2)
+        if exc.status == 404:
+            click.echo(f"kvv: error: {repo} pull request {pr} not found, or the token cannot see it "
+                       f"({exc})", err=True)
+            sys.exit(2)
+        click.echo(f"kvv: error: {exc}", err=True)
+        sys.exit(3)
+    click.echo(f"kvv: comment {done.action}: {done.url}", err=True)
+    click.echo(done.url)
 
 
 @cli.command()

@@ -16,6 +16,7 @@ import jsonschema
 import pytest
 import yaml
 
+from github_stub import GitHubStub
 from kvv.profile import load_profile
 from kvv.simulator import Simulator
 from test_github import parse_outputs
@@ -24,6 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 ENTRYPOINT = ROOT / "entrypoint.py"
 RESULTS_SCHEMA = json.loads((ROOT / "kvv" / "schemas" / "results.schema.json").read_text())
 CANARY = "sk-canary-5f0c1e9a7d3b4c2e8a6f"
+GH_CANARY = "ghs_canary_0d9e8f7a6b5c4d3e2f1a0b9c8d7e"
+REPO = "octo-org/kvv-demo"
 TIMEOUT = 180
 
 
@@ -91,7 +94,7 @@ def assert_commands_stopped_around_kvv_output(run: Run) -> list[str]:
     begin, end = lines.index(starts[0]), lines.index(f"::{token}::")
     assert any(line.startswith("kvv ") for line in lines[begin:end])        # the report is inside
     for line in lines[:begin] + lines[end + 1:]:                            # commands are outside
-        assert line.startswith("::"), line
+        assert line.startswith(("::", "kvv: PR comment ")), line
     return lines[end + 1:]
 
 
@@ -100,12 +103,15 @@ def assert_commands_stopped_around_kvv_output(run: Run) -> list[str]:
 def test_healthy_simulated_vendor_passes(tmp_path):
     run = run_action(tmp_path, {"simulate": "true"})
     assert run.rc == 0, run.stdout + run.stderr
+    reports = report_outputs(run.workspace / "kvv-out")
+    assert "sarif-file" in reports
     assert run.outputs == {"verdict": "pass", "results-json": "kvv-out/results.json",
-                           "summary-file": "kvv-out/summary.md", "exit-code": "0", "simulated": "true"}
+                           "summary-file": "kvv-out/summary.md", "exit-code": "0", "simulated": "true",
+                           **reports}
     results = json.loads((run.workspace / "kvv-out" / "results.json").read_text())
     jsonschema.validate(results, RESULTS_SCHEMA)
     assert results["target"]["simulated"] is True
-    assert run.summary.startswith("## ✅ kvv: PASS — kimi-k3 at kvv's simulated vendor")
+    assert run.summary.split("\n\n", 1)[1].startswith("## ✅ kvv: PASS — kimi-k3 at kvv's simulated vendor")  # after the badge
     assert "**Simulated:**" in run.summary
     assert run.summary == (run.workspace / "kvv-out" / "summary.md").read_text()
     after = assert_commands_stopped_around_kvv_output(run)
@@ -124,7 +130,7 @@ def test_a_vendor_that_ignores_temperature_fails_with_annotations(tmp_path, faul
     assert 1 <= len(errors) <= 10
     assert any("title=kvv param-temperature%3A FAIL" in line for line in errors)
     assert not any("file=" in line for line in errors)                     # no config to anchor to
-    assert run.summary.startswith("## ❌ kvv: FAIL")
+    assert run.summary.split("\n\n", 1)[1].startswith("## ❌ kvv: FAIL")    # after the badge
     assert "`param-temperature`" in run.summary and "```sh\ncurl " in run.summary
 
 
@@ -197,9 +203,12 @@ def test_a_config_error_in_kvv_reports_what_went_wrong(tmp_path):
     stale = tmp_path / "workspace" / "kvv-out" / "results.json"
     stale.parent.mkdir()
     stale.write_text(json.dumps({"verdict": "pass"}))           # a previous run's, never reported
+    for name in entrypoint.FILE_OUTPUTS.values():               # nor its reports
+        (stale.parent / name).write_text("stale")
     run = run_action(tmp_path, {"config": "kvv.yaml", "simulate": "true"})
     assert run.rc == 2
     assert run.outputs["verdict"] == "error" and run.outputs["exit-code"] == "2"
+    assert not set(entrypoint.FILE_OUTPUTS) & set(run.outputs)
     [error] = [line for line in run.stdout.splitlines() if line.startswith("::error")]
     assert "kvv.yaml" in error and "concurrency" in error
     assert "kvv could not run (exit 2)" in run.summary and "concurrency" in run.summary
@@ -216,6 +225,139 @@ def test_output_files_go_to_the_workspace_owner(tmp_path):
     made = [workspace / "reports", *(workspace / "reports").rglob("*")]
     assert len(made) >= 4 and all(p.stat().st_uid == 4321 for p in made)
     assert (workspace / "theirs.txt").stat().st_uid == 0
+
+
+def report_outputs(output_dir: Path) -> dict[str, str]:
+    """The report outputs a run should have: those whose file it wrote."""
+    return {name: f"kvv-out/{filename}" for name, filename in entrypoint.FILE_OUTPUTS.items()
+            if (output_dir / filename).is_file()}
+
+
+# --- the pull-request comment --------------------------------------------------------------
+
+COMMENT_INPUTS = {"simulate": "true", "only": "param-temperature", "comment": "true", "github-token": GH_CANARY}
+
+
+def pr_env(tmp_path: Path, stub: GitHubStub, event: str = "pull_request", number: int = 7) -> dict[str, str]:
+    """What the runner sets for a pull_request event, with the API at the stub."""
+    event_file = tmp_path / "event.json"
+    event_file.write_text(json.dumps({"action": "synchronize", "number": number,
+                                      "pull_request": {"number": number, "head": {"ref": "feature"}}}))
+    return {"GITHUB_EVENT_NAME": event, "GITHUB_EVENT_PATH": str(event_file), "GITHUB_REPOSITORY": REPO,
+            "GITHUB_API_URL": stub.url, "GITHUB_SERVER_URL": "https://github.com", "GITHUB_RUN_ID": "4242",
+            "GITHUB_JOB": "verify", "GITHUB_WORKFLOW_REF": f"{REPO}/.github/workflows/kvv.yml@refs/pull/7/merge"}
+
+
+@pytest.fixture
+def gh():
+    with GitHubStub(token=GH_CANARY, repo=REPO, page_size=5) as stub:
+        yield stub
+
+
+def test_a_pr_run_comments_then_updates_its_comment_with_what_changed(tmp_path, gh):
+    for i in range(11):
+        gh.add_comment(7, f"review comment {i}", user=f"reviewer{i}")
+    first = run_action(tmp_path, COMMENT_INPUTS, pr_env(tmp_path, gh))
+    assert first.rc == 0, first.stdout + first.stderr
+    [ours] = [c for c in gh.on(7) if c["user"]["login"] == "github-actions[bot]"]
+    assert first.outputs["comment-url"] == ours["html_url"]
+    assert f"kvv: PR comment created: {ours['html_url']}" in first.stdout.splitlines()
+    assert "kvv: PASS" in ours["body"] and "Since the previous" not in ours["body"]
+    assert f"https://github.com/{REPO}/actions/runs/4242" in ours["body"]
+    assert "key=kvv.yml/verify/kvv-out -->" in ours["body"]
+    assert_commands_stopped_around_kvv_output(first)
+
+    gh.add_comment(7, "a later review comment", user="reviewer")      # ours is now on page 3 of 3
+    gh.requests.clear()
+    second = run_action(tmp_path, {**COMMENT_INPUTS, "simulate-faults": "ignore-temperature"}, pr_env(tmp_path, gh))
+    assert second.rc == 1, second.stdout + second.stderr                # the verdict's code
+    assert [r.query.get("page", ["1"])[0] for r in gh.calls("GET")] == ["1", "2", "3"]
+    [patch] = gh.calls("PATCH")
+    assert patch.path == f"/repos/{REPO}/issues/comments/{ours['id']}" and not gh.calls("POST")
+    assert second.outputs["comment-url"] == ours["html_url"]
+    body = gh.on(7)[11]["body"]
+    assert "kvv: FAIL" in body
+    assert "- `param-temperature`: ✅ pass → ❌ fail" in body and "- verdict: ✅ pass → ❌ fail" in body
+    assert len(gh.on(7)) == 13
+
+
+def test_matrix_legs_with_their_own_output_dir_keep_a_comment_each(tmp_path, gh):
+    for leg in ("kvv-out/a", "kvv-out/b"):
+        run = run_action(tmp_path, {**COMMENT_INPUTS, "output-dir": leg}, pr_env(tmp_path, gh))
+        assert run.rc == 0 and run.outputs["comment-url"]
+    assert len(gh.on(7)) == 2 and len(gh.calls("POST")) == 2
+
+
+def test_the_github_token_is_masked_first_and_written_nowhere(tmp_path, gh):
+    run = run_action(tmp_path, COMMENT_INPUTS, {**pr_env(tmp_path, gh), "GITHUB_TOKEN": GH_CANARY})
+    assert run.rc == 0, run.stdout + run.stderr
+    assert run.stdout.splitlines()[0] == f"::add-mask::{GH_CANARY}"
+    assert run.stdout.count(GH_CANARY) == 1 and GH_CANARY not in run.stderr
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert GH_CANARY not in path.read_text(encoding="utf-8", errors="replace"), path
+    assert GH_CANARY not in json.dumps(gh.comments)
+    assert all(r.headers["Authorization"] == f"Bearer {GH_CANARY}" for r in gh.requests)   # it was used
+
+
+@pytest.mark.parametrize("status", [403, 404])
+def test_a_token_that_cannot_write_is_a_notice_and_the_verdict_decides(tmp_path, gh, status):
+    gh.fail("POST", status)
+    run = run_action(tmp_path, {**COMMENT_INPUTS, "simulate-faults": "ignore-temperature"}, pr_env(tmp_path, gh))
+    assert run.rc == 1, run.stdout + run.stderr
+    [notice] = [line for line in run.lines("::notice::") if "comment" in line]
+    assert "the token cannot write comments" in notice and "fork PRs get a read-only token" in notice
+    assert f"HTTP {status}" in notice
+    assert not run.lines("::warning") and "comment-url" not in run.outputs
+    assert run.outputs["verdict"] == "fail" and run.outputs["exit-code"] == "1"
+
+
+@pytest.mark.parametrize("method, status, expected", [
+    ("GET", 401, "HTTP 401: Bad credentials"),
+    ("GET", 500, "HTTP 500: Server Error"),
+    ("POST", 422, "HTTP 422: Validation Failed"),
+])
+def test_other_api_failures_are_a_warning_and_the_verdict_decides(tmp_path, gh, method, status, expected):
+    gh.fail(method, status)
+    run = run_action(tmp_path, COMMENT_INPUTS, pr_env(tmp_path, gh))
+    assert run.rc == 0, run.stdout + run.stderr
+    [warning] = run.lines("::warning::")
+    assert warning.startswith("::warning::kvv could not comment on the pull request") and expected in warning
+    assert GH_CANARY not in warning and "comment-url" not in run.outputs
+
+
+def test_pull_request_target_comments_too(tmp_path, gh):
+    run = run_action(tmp_path, COMMENT_INPUTS, pr_env(tmp_path, gh, event="pull_request_target", number=9))
+    assert run.rc == 0 and len(gh.on(9)) == 1
+
+
+def test_a_push_has_no_pull_request_to_comment_on(tmp_path, gh):
+    run = run_action(tmp_path, COMMENT_INPUTS, pr_env(tmp_path, gh, event="push"))
+    assert run.rc == 0
+    assert "::notice::comment: true, but this run is for a push event: there is no pull request to comment on" \
+        in run.stdout.splitlines()
+    assert not gh.requests and "comment-url" not in run.outputs
+
+
+def test_no_comment_unless_asked(tmp_path, gh):
+    run = run_action(tmp_path, {**COMMENT_INPUTS, "comment": "false"}, pr_env(tmp_path, gh))
+    assert run.rc == 0 and not gh.requests and not run.lines("::notice")
+
+
+def test_an_event_without_a_pull_request_number_is_a_warning(tmp_path, gh):
+    env = pr_env(tmp_path, gh)
+    Path(env["GITHUB_EVENT_PATH"]).write_text(json.dumps({"pull_request": {}}))
+    run = run_action(tmp_path, COMMENT_INPUTS, env)
+    assert run.rc == 0
+    [warning] = run.lines("::warning::")
+    assert "pull_request.number" in warning and not gh.requests
+
+
+def test_a_bad_comment_boolean_is_a_usage_error(tmp_path):
+    run = run_action(tmp_path, {"simulate": "true", "comment": "yes"})
+    assert run.rc == 2
+    [error] = run.lines("::error")
+    assert "'comment' must be true or false" in error
 
 
 # --- outside GitHub ------------------------------------------------------------------------
@@ -296,7 +438,10 @@ def test_the_child_environment_is_reset(monkeypatch):
     monkeypatch.setenv("HOME", "relative/home")
     monkeypatch.setenv("PYTHONWARNINGS", "error")
     monkeypatch.setenv("INPUT_API-KEY", CANARY)
+    monkeypatch.setenv("GITHUB_TOKEN", GH_CANARY)
+    monkeypatch.setenv("GH_TOKEN", GH_CANARY)
     env = entrypoint.child_env(CANARY)
+    assert GH_CANARY not in env.values()                       # kvv run never needs the GitHub token
     assert env["PATH"].startswith("/usr/local/sbin:") and env["HOME"] == "/tmp"
     assert "PYTHONWARNINGS" not in env and not any(k.startswith("INPUT_") for k in env)
     assert env["KVV_API_KEY"] == CANARY and env["PYTHONPATH"] == str(ROOT)
@@ -318,8 +463,11 @@ def test_every_input_maps_to_a_kvv_run_option_with_the_same_default():
     special = {"api-key": "--api-key-env", "reference-api-key": "--reference-base-url",
                "output-dir": "--output-dir", "simulate-faults": "--sim-fault"}
     mapped = {**entrypoint.OPTIONS, **entrypoint.FLAGS, **special}
-    assert set(action_inputs()) == set(mapped)
+    assert set(action_inputs()) == set(mapped) | set(entrypoint.ACTION_ONLY)
     for name, spec in action_inputs().items():
+        if name in entrypoint.ACTION_ONLY:                    # `kvv comment`'s, not `kvv run`'s
+            assert spec.get("description") and str(spec.get("default")) == entrypoint.ACTION_ONLY[name], name
+            continue
         option = mapped[name]
         assert re.search(rf"^\s+{re.escape(option)}\b", help_text, re.M), option
         assert spec.get("description"), name
@@ -336,7 +484,8 @@ def test_every_input_maps_to_a_kvv_run_option_with_the_same_default():
 
 def test_outputs_are_declared_with_descriptions():
     outputs = yaml.safe_load((ROOT / "action.yml").read_text())["outputs"]
-    assert set(outputs) == {"verdict", "results-json", "summary-file", "exit-code", "simulated"}
+    assert set(outputs) == {"verdict", "results-json", "summary-file", "exit-code", "simulated",
+                            "sarif-file", "badge-file", "junit-file", "comment-url"}
     assert all(spec.get("description") for spec in outputs.values())
 
 

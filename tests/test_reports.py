@@ -29,6 +29,13 @@ def outside_fences(text: str) -> str:
     return re.sub(r"^(`{3,})\w*\n.*?\n\1$", "", text, flags=re.S | re.M)
 
 
+def banner(text: str) -> str:
+    """The summary after its first line, the badge (tests/test_badge.py checks that line)."""
+    first, _, rest = text.partition("\n\n")
+    assert first.startswith("![kvv · ")
+    return rest
+
+
 @pytest.mark.parametrize("name", ["pass", "fail", "error"])
 def test_fixtures_follow_the_results_schema(name):
     schema = json.loads(SCHEMA.read_text())
@@ -51,7 +58,7 @@ def test_schema_rejects_unknown_keys():
 
 def test_passing_run_has_a_green_banner_a_table_and_no_findings():
     text = render_markdown(fixture("pass"))
-    assert text.startswith("## ✅ kvv: PASS — kimi-k3 at 127.0.0.1:8123\n")
+    assert banner(text).startswith("## ✅ kvv: PASS — kimi-k3 at 127.0.0.1:8123\n")
     for fact in ("**profile** kimi-k3", "**think mode** kimi", "**suite** preflight",
                  "**duration** 3.2 s", "**requests** 20"):
         assert fact in text
@@ -63,7 +70,7 @@ def test_passing_run_has_a_green_banner_a_table_and_no_findings():
 
 def test_failing_run_shows_findings_with_evidence():
     text = render_markdown(fixture("fail"))
-    assert text.startswith("## ❌ kvv: FAIL — kimi-k3 at 127.0.0.1:8123\n")
+    assert banner(text).startswith("## ❌ kvv: FAIL — kimi-k3 at 127.0.0.1:8123\n")
     assert "### Findings" in text
     assert "`param-temperature` — temperature contract" in text
     assert "`tool-call-schema`" in text and "`param-top-p` —" not in text    # passing: no section
@@ -93,7 +100,7 @@ def test_vendor_text_is_neutralised():
 
 def test_error_run_shows_error_classes_and_erroring_checks():
     text = render_markdown(fixture("error"))
-    assert text.startswith("## 🛑 kvv: ERROR — ")
+    assert banner(text).startswith("## 🛑 kvv: ERROR — ")
     assert "rate_limit 5" in text and "connection 5" in text
     assert "🛑 `stream-done`" in text and "· HTTP 429" in text
     assert "⚠️ inconclusive" in text
@@ -105,7 +112,7 @@ def test_error_run_shows_error_classes_and_erroring_checks():
 def test_inconclusive_banner():
     results = fixture("pass")
     results["verdict"] = "inconclusive"
-    assert render_markdown(results).startswith("## ⚠️ kvv: INCONCLUSIVE — ")
+    assert banner(render_markdown(results)).startswith("## ⚠️ kvv: INCONCLUSIVE — ")
 
 
 def test_base_url_credentials_never_reach_the_banner():
@@ -133,7 +140,7 @@ def test_max_bytes_drops_the_table_last_and_never_exceeds_the_limit():
     results["checks"] = [dict(copy.deepcopy(results["checks"][0]), id=f"c-{i}") for i in range(40)]
     text = render_markdown(results, max_bytes=900)
     assert len(text.encode("utf-8")) <= 900
-    assert text.startswith("## ❌ kvv: FAIL") and "the table of checks" in text
+    assert banner(text).startswith("## ❌ kvv: FAIL") and "the table of checks" in text
     assert "and 30 more" in text
     assert len(render_markdown(results, max_bytes=50).encode("utf-8")) <= 50
     assert render_markdown(results, max_bytes=10**7) == render_markdown(results)
@@ -178,7 +185,9 @@ def test_terminal_report_colours_and_strips_escape_sequences():
 
 def test_write_reports(tmp_path):
     paths = write_reports(fixture("fail"), tmp_path / "out")
-    assert paths == {"summary": tmp_path / "out" / "summary.md", "sarif": tmp_path / "out" / "kvv.sarif"}
+    assert paths == {name: tmp_path / "out" / filename for name, filename in
+                     [("summary", "summary.md"), ("sarif", "kvv.sarif"), ("junit", "junit.xml"),
+                      ("badge", "badge.json"), ("badge-svg", "badge.svg")]}
     assert paths["summary"].read_text(encoding="utf-8") == render_markdown(fixture("fail"))
 
 

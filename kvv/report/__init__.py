@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from . import github, markdown, sarif, terminal
+from . import badge, compare, github, junit, markdown, sarif, terminal
 from .markdown import render as render_markdown
 from .terminal import render as render_terminal
 
@@ -13,6 +13,9 @@ from .terminal import render as render_terminal
 REPORTS: dict[str, tuple[str, Callable[[dict], str]]] = {
     "summary": ("summary.md", render_markdown),
     "sarif": ("kvv.sarif", sarif.render),
+    "junit": ("junit.xml", junit.render),
+    "badge": ("badge.json", badge.render_json),
+    "badge-svg": ("badge.svg", badge.render_svg),
 }
 
 
@@ -29,4 +32,4 @@ def write_reports(results: dict, out_dir: Path) -> dict[str, Path]:
 
 
 __all__ = ["REPORTS", "write_reports", "render_markdown", "render_terminal",
-           "github", "markdown", "sarif", "terminal"]
+           "badge", "compare", "github", "junit", "markdown", "sarif", "terminal"]

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from tabulate import tabulate
 
 from ..verdict import ERROR, FAIL, INCONCLUSIVE, PASS, SEVERITY
+from . import badge
 
 ICONS = {PASS: "✅", FAIL: "❌", INCONCLUSIVE: "⚠️", ERROR: "🛑"}
 FAILING_ITEMS_SHOWN = 20          # per check, in the findings list
@@ -133,7 +134,9 @@ def _banner(results: dict) -> str:
     if errors != "—":
         tail += f" · errors: {inline(errors)}"
     notes = [f"> {line}" for line in run_notes(results)]
-    return f"{title}\n\n{line}  \n{tail}" + ("\n\n" + "\n>\n".join(notes) if notes else "")
+    # The badge comes first, as part of the banner, so no cut for size ever drops it.
+    return (f"{badge.markdown(results)}\n\n{title}\n\n{line}  \n{tail}"
+            + ("\n\n" + "\n>\n".join(notes) if notes else ""))
 
 
 def run_notes(results: dict) -> list[str]:
