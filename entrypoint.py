@@ -35,7 +35,7 @@ OPTIONS = {
     "only": "--only", "skip": "--skip", "concurrency": "--concurrency", "timeout": "--timeout",
     "request-deadline": "--request-deadline", "max-duration": "--max-duration",
     "max-requests": "--max-requests", "max-completion-tokens": "--max-completion-tokens",
-    "max-retries": "--max-retries", "cases": "--cases",
+    "max-retries": "--max-retries", "cases": "--cases", "shard": "--shard",
     "reference-base-url": "--reference-base-url", "reference-model": "--reference-model",
 }
 FLAGS = {"resume": "--resume", "allow-insecure-http": "--allow-insecure-http", "simulate": "--simulate"}

@@ -126,7 +126,7 @@ def _suite_options(command):
                           "replacement; the anytime guarantee assumes draws, so prefer the default."),
         click.option("--shard", type=ShardType(),
                      help="Run only the I-th of N slices of every check's items (1/4 … 4/4 in a matrix; slices are "
-                          "disjoint for any N); combine the outputs with `kvv merge`. [default: every item]"),
+                          "disjoint for any N); combine the outputs with `kvv merge`. Without it every item runs."),
         click.option("--no-gate", "gate", flag_value=False, default=None,
                      help="Run benchmarks even when a preflight check of the same run did not pass."),
         click.option("--datasets-server", metavar="URL",
@@ -236,15 +236,10 @@ def report(source: str, form: str, output: str | None) -> None:
     """
     from . import report as reports
 
-    path = Path(source)
-    path = path / "results.json" if path.is_dir() else path
+    from .merge import load
+
     with _config_errors():
-        try:
-            results = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"not a results.json kvv wrote: {exc}", source=str(path)) from None
-        if not isinstance(results, dict) or "checks" not in results:
-            raise ConfigError("not a results.json kvv wrote (no checks)", source=str(path))
+        [(_, results)] = load([source])
     renderers = {"markdown": reports.render_markdown, "sarif": reports.sarif.render,
                  "junit": reports.junit.render, "badge": reports.badge.render_json,
                  "badge-svg": reports.badge.render_svg, "terminal": reports.render_terminal}
@@ -324,21 +319,15 @@ def comment(source: str, repo: str, pr: int, api_url: str, run_url: str | None, 
     """Post (or update) the kvv comment on a pull request from results.json (a file, or the
     output directory holding it)."""
     from . import github_api
+    from .merge import load
     from .report import comment as rendering
 
-    path = Path(source)
-    path = path / "results.json" if path.is_dir() else path
     with _config_errors():
         try:
             github_api.validate(repo, pr)
         except ValueError as exc:
             raise ConfigError(str(exc), source="--repo") from None
-        try:
-            results = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"not a results.json kvv wrote: {exc}", source=str(path)) from None
-        if not isinstance(results, dict) or "checks" not in results:
-            raise ConfigError("not a results.json kvv wrote (no checks)", source=str(path))
+        [(_, results)] = load([source])
     if dry_run:
         click.echo(rendering.render(results, None, run_url, key=key), nl=False)
         return
