@@ -62,8 +62,8 @@ class ShardType(click.ParamType):
             return value
         try:
             return parse_shard(value)
-        except ConfigError as exc:
-            self.fail(str(exc).removeprefix("--shard: "), param, ctx)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 def _suite_options(command):
@@ -267,10 +267,6 @@ def compare(sources: tuple[str, ...], form: str, output: str | None) -> None:
     from .report import compare as comparing
 
     with _config_errors():
-        for source in sources:
-            if Path(source).is_dir() and not (Path(source) / "results.json").is_file():
-                raise ConfigError("no results.json in this directory (is it a kvv output directory?)",
-                                  source=source)
         loaded = load(list(sources))
         documents, names = [r for _, r in loaded], [s for s, _ in loaded]
         render = comparing.render if form == "markdown" else comparing.render_json

@@ -136,16 +136,18 @@ def _apply_file(settings: Settings, path: Path) -> None:
         elif name == "profile" and not _is_builtin(value):
             value = str((path.parent / value))       # a profile file is relative to the config
         elif name == "shard":
-            value = parse_shard(value, source)
+            try:
+                value = parse_shard(value)
+            except ValueError as exc:
+                raise ConfigError(str(exc), source=source, path="shard") from None
         setattr(settings, name, value)
 
 
-def parse_shard(value: Any, source: str = "--shard") -> tuple[int, int]:
-    """`I/N` (1 <= I <= N) -> (I, N)."""
+def parse_shard(value: Any) -> tuple[int, int]:
+    """`I/N` (1 <= I <= N) -> (I, N); ValueError saying what was expected."""
     match = re.fullmatch(r"\s*(\d{1,6})\s*/\s*(\d{1,6})\s*", str(value))
     if not match or not 1 <= int(match.group(1)) <= int(match.group(2)):
-        raise ConfigError(f"expected I/N with 1 <= I <= N (e.g. 2/4), got {value!r}", source=source, path="shard"
-                          if source != "--shard" else None)
+        raise ValueError(f"expected I/N with 1 <= I <= N (e.g. 2/4), got {value!r}")
     return int(match.group(1)), int(match.group(2))
 
 

@@ -27,6 +27,8 @@ def load(sources: list[str]) -> list[tuple[str, dict[str, Any]]]:
     loaded = []
     for source in sources:
         path = Path(source)
+        if path.is_dir() and not (path / "results.json").is_file():
+            raise ConfigError("no results.json in this directory (is it a kvv output directory?)", source=source)
         path = path / "results.json" if path.is_dir() else path
         try:
             results = json.loads(path.read_text(encoding="utf-8"))
@@ -147,8 +149,8 @@ def _context(record: dict[str, Any], first: dict[str, Any], profile: Any, check:
     check_id = check.id
     options = dict(record.get("checks", {}).get(check_id) or {})
     for key, value in options.items():
-        # File options (case files, references) are read again by some summaries.
-        if isinstance(value, str) and value.startswith("/") and not Path(value).is_file():
+        # File options (default None: case files, references) are read again by some summaries.
+        if key in check.options and check.options[key] is None and value is not None and not Path(value).is_file():
             raise ConfigError(f"{value} is not on this machine; the summary of {check_id} reads it again. Run kvv "
                               "merge in a checkout where the shards' files are at the same paths",
                               source=f"checks.{check_id}.{key}")

@@ -113,7 +113,7 @@ def test_what_is_not_a_set_of_shards_is_refused(kvv, tmp_path):
         ([runs[1].out, other.out], "another run"),
         ([runs[0].out, whole.out], "is not a shard"),
         ([runs[0].out, three.out], "different splits"),
-        ([runs[0].out, tmp_path], "not a results.json"),
+        ([runs[0].out, tmp_path], "no results.json in this directory"),
     ]
     for sources, expected in cases:
         refused = kvv("merge", *map(str, sources), "--output-dir", str(tmp_path / "m"))

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import urlsplit
 
 from tabulate import tabulate
 
 from ..errors import ConfigError
 from ..verdict import ERROR, PASS
-from .markdown import ICONS, code, inline
+from .markdown import ICONS, code, faults_text, host, inline
 
 DETAIL_LINES = 20        # the findings under the table, when there are no more than this
 NOT_RUN = "—"
@@ -141,17 +140,8 @@ def vendor_names(documents: list[dict]) -> list[str]:
 
 def _vendor(target: dict) -> str:
     if target.get("simulated"):
-        faults = (target.get("simulation") or {}).get("faults") or {}
-        named = ", ".join(f"{k}={v}" if v is not None else k for k, v in faults.items()) or "none"
-        return f"kvv simulator (faults: {named})"
-    parts = urlsplit(str(target.get("base_url") or ""))
-    try:
-        port = parts.port
-    except ValueError:                   # a malformed port: name the host alone
-        port = None
-    if not parts.hostname:
-        return "unknown endpoint"        # never echo a string that may hold a key
-    return f"{parts.hostname}:{port}" if port else parts.hostname
+        return f"kvv simulator (faults: {faults_text(target)})"
+    return host(target.get("base_url"))
 
 
 def _columns(documents: list[dict]) -> list[str]:

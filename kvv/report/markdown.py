@@ -73,11 +73,21 @@ def _num(value: float) -> str:
 
 
 def host(base_url: str | None) -> str:
-    """host[:port] of the endpoint, never its userinfo or path."""
+    """host[:port] of the endpoint, never its userinfo, path or query."""
     parts = urlsplit(base_url or "")
     if not parts.hostname:
-        return base_url or "?"
-    return f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname
+        return "?"                       # never echo a string that may hold a key
+    try:
+        port = parts.port
+    except ValueError:                   # a malformed port: the host alone
+        port = None
+    return f"{parts.hostname}:{port}" if port else parts.hostname
+
+
+def faults_text(target: dict) -> str:
+    """The simulated vendor's faults, `name=value, …` (or none)."""
+    faults = (target.get("simulation") or {}).get("faults") or {}
+    return ", ".join(f"{k}={v}" if v is not None else k for k, v in faults.items()) or "none"
 
 
 # --- neutralising untrusted text ---------------------------------------------------------
@@ -151,9 +161,8 @@ def run_notes(results: dict) -> list[str]:
                      "so the run proves nothing: inconclusive.")
     target, totals = results.get("target", {}), results.get("totals", {})
     if target.get("simulated"):
-        faults = (target.get("simulation") or {}).get("faults") or {}
-        named = ", ".join(f"{k}={v}" if v is not None else k for k, v in faults.items()) or "none"
-        notes.append(f"**Simulated:** kvv's own simulated vendor (faults: {inline(named)}), not a real deployment.")
+        notes.append(f"**Simulated:** kvv's own simulated vendor (faults: {inline(faults_text(target))}), "
+                     "not a real deployment.")
     if results.get("shard"):
         shard = results["shard"]
         notes.append(f"**Shard {shard['index']}/{shard['count']}:** a slice of every check's items, so its bounds "
