@@ -464,7 +464,10 @@ Example (the shards of a workflow matrix, downloaded as artifacts):
 @click.option("--output-dir", default="kvv-out", show_default=True, type=click.Path(file_okay=False),
               help="Where the merged results.json and every report go.")
 @click.option("--profile", metavar="FILE", help="The profile file the shards ran with, if not a built-in one.")
-def merge(sources: tuple[str, ...], output_dir: str, profile: str | None) -> None:
+@click.option("--fail-on", type=click.Choice(FAIL_ON),
+              help="What the merged verdict's exit code breaks on (shards often run with `never` so that "
+                   "only the merge gates). [default: the shards' own]")
+def merge(sources: tuple[str, ...], output_dir: str, profile: str | None, fail_on: str | None) -> None:
     """Combine the outputs of `kvv run --shard I/N` into one result.
 
     Each check's statistics are computed again over the union of the shards' items (never
@@ -479,7 +482,7 @@ def merge(sources: tuple[str, ...], output_dir: str, profile: str | None) -> Non
         if any(Path(source).resolve().parent == out.resolve() for source, _ in shards):
             raise ConfigError("would overwrite a shard's own results.json; choose another directory",
                               source="--output-dir")
-        results = merging.merge(shards, profile)
+        results = merging.merge(shards, profile, fail_on)
     _publish(results, out, journal=False)
     sys.exit(results["exit_code"])
 

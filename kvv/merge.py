@@ -40,9 +40,10 @@ def load(sources: list[str]) -> list[tuple[str, dict[str, Any]]]:
     return loaded
 
 
-def merge(shards: list[tuple[str, dict[str, Any]]], profile: str | None = None) -> dict[str, Any]:
+def merge(shards: list[tuple[str, dict[str, Any]]], profile: str | None = None,
+          fail_on: str | None = None) -> dict[str, Any]:
     """One results document from the shards' (source, results); `profile` names the profile file
-    when the run used one (results.json keeps only its id)."""
+    when the run used one (results.json keeps only its id); `fail_on` overrides the shards'."""
     count, record = _validate(shards)
     by_index = {r["shard"]["index"]: (source, r) for source, r in shards}
     missing = [f"{i}/{count}" for i in range(1, count + 1) if i not in by_index]
@@ -78,6 +79,7 @@ def merge(shards: list[tuple[str, dict[str, Any]]], profile: str | None = None) 
     verdict = worst([c["verdict"] for c in checks] + ([ERROR] if stopped else [])
                     + ([] if checks or stopped else [INCONCLUSIVE]))
     first = documents[0]
+    fail_on = fail_on or first["fail_on"]
     merged = {
         "schema_version": 1,
         "kvv_version": __version__,
@@ -89,10 +91,10 @@ def merge(shards: list[tuple[str, dict[str, Any]]], profile: str | None = None) 
         "target": first["target"],
         "suite": first["suite"],
         "config_file": first.get("config_file"),
-        "fail_on": first["fail_on"],
+        "fail_on": fail_on,
         "resumed": any(r.get("resumed") for r in documents),
         "verdict": verdict,
-        "exit_code": exit_code(verdict, first["fail_on"]),
+        "exit_code": exit_code(verdict, fail_on),
         "notes": list(dict.fromkeys(n for r in documents for n in r.get("notes", []))) + notes,
         "multiple_testing": first.get("multiple_testing"),
         "totals": totals(checks, sum(r.get("totals", {}).get("probe_requests", 0) for r in documents)),

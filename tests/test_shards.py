@@ -79,8 +79,11 @@ def test_merged_shards_give_the_verdicts_and_bounds_of_one_run(kvv, tmp_path):
 
 
 def test_a_fault_is_named_after_the_merge(kvv, tmp_path):
-    runs = _shards(kvv, 2, "--sim-fault", "tool-args-invalid=0.5")
-    merged = kvv("merge", *(str(r.out) for r in runs), "--output-dir", str(tmp_path / "m"))
+    runs = _shards(kvv, 2, "--sim-fault", "tool-args-invalid=0.5", "--fail-on", "never")
+    assert all(r.exit_code == 0 for r in runs)
+    kept = kvv("merge", *(str(r.out) for r in runs), "--output-dir", str(tmp_path / "kept"))
+    assert kept.exit_code == 0, kept.output              # the shards' fail-on: never
+    merged = kvv("merge", *(str(r.out) for r in runs), "--output-dir", str(tmp_path / "m"), "--fail-on", "fail")
     assert merged.exit_code == 1, merged.output
     results = json.loads((tmp_path / "m" / "results.json").read_text())
     verdicts = {c["id"]: c["verdict"] for c in results["checks"]}
