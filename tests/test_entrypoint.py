@@ -111,6 +111,7 @@ def test_healthy_simulated_vendor_passes(tmp_path):
     results = json.loads((run.workspace / "kvv-out" / "results.json").read_text())
     jsonschema.validate(results, RESULTS_SCHEMA)
     assert results["target"]["simulated"] is True
+    assert run.summary.startswith("![kvv · kimi-k3 | ") and "-brightgreen)" in run.summary.split("\n", 1)[0]
     assert run.summary.split("\n\n", 1)[1].startswith("## ✅ kvv: PASS — kimi-k3 at kvv's simulated vendor")  # after the badge
     assert "**Simulated:**" in run.summary
     assert run.summary == (run.workspace / "kvv-out" / "summary.md").read_text()
@@ -130,6 +131,7 @@ def test_a_vendor_that_ignores_temperature_fails_with_annotations(tmp_path, faul
     assert 1 <= len(errors) <= 10
     assert any("title=kvv param-temperature%3A FAIL" in line for line in errors)
     assert not any("file=" in line for line in errors)                     # no config to anchor to
+    assert run.summary.startswith("![kvv · kimi-k3 | ") and "-red)" in run.summary.split("\n", 1)[0]
     assert run.summary.split("\n\n", 1)[1].startswith("## ❌ kvv: FAIL")    # after the badge
     assert "`param-temperature`" in run.summary and "```sh\ncurl " in run.summary
 
