@@ -116,10 +116,11 @@ def make_plan(settings: Settings, profile: Profile, model: str, think_mode: str,
                 skipped[check.id] = f"shard {index}/{count} holds none of its {len(items)} items"
                 continue
         planned.append(PlannedCheck(check, [items[p] for p in positions], context, positions))
-    # The benchmarks share α: each tests at α / k (kvv.checks.bench).
-    family = [p for p in planned if "bench" in p.check.suites]
-    for p in family:
-        p.context.family = len(family)
+    # The benchmarks share α: each tests at α / k (kvv.checks.bench); so do the probes (kvv.checks.ladder).
+    for suite in ("bench", "probes"):
+        family = [p for p in planned if suite in p.check.suites]
+        for p in family:
+            p.context.family = len(family)
     if not chosen:
         # Checks not applicable to this target are a finding of the run, reported as such;
         # a selection that leaves nothing at all is the user's mistake.

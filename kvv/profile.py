@@ -51,6 +51,8 @@ class Profile:
     thresholds: dict[str, Any] = field(default_factory=dict)
     references: dict[str, str] = field(default_factory=dict)   # check id -> built-in reference that holds
     benchmarks: dict[str, dict[str, Any]] = field(default_factory=dict)   # check id -> parameters, reference
+    limits: dict[str, Any] = field(default_factory=dict)       # output-tokens, context-tokens the model serves
+    probes: dict[str, dict[str, Any]] = field(default_factory=dict)       # probe id -> minimum, ladder
     sources: dict[str, str] = field(default_factory=dict)
     parameter_sources: dict[str, str] = field(default_factory=dict)
     path: str = ""
@@ -127,6 +129,8 @@ def _build(data: dict[str, Any], source: str) -> Profile:
         thresholds=dict(data.get("thresholds") or {}),
         references=dict(data.get("references") or {}),
         benchmarks=dict(data.get("benchmarks") or {}),
+        limits=dict(data.get("limits") or {}),
+        probes=dict(data.get("probes") or {}),
         sources=dict(data.get("sources") or {}),
         parameter_sources={k: v.get("source", "") for k, v in data.get("parameters", {}).items()},
         path=source,

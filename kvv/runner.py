@@ -209,7 +209,8 @@ class _Run:
                     planned.context.datasets = loader
                 self.runners = [_CheckRun(p, client, reference, settings.reference_model or target.model,
                                           journal, semaphore, self.previous, self.budget) for p in self.plan.checks]
-                benchmarks = [r for r in self.runners if "bench" in r.planned.check.suites]
+                # Benchmarks and probes (costly, and meaningless on a broken contract) wait for the preflight.
+                benchmarks = [r for r in self.runners if {"bench", "probes"} & set(r.planned.check.suites)]
                 await asyncio.gather(*(r.run() for r in self.runners if r not in benchmarks))
                 if benchmarks:
                     await self._gated(benchmarks)

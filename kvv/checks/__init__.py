@@ -9,7 +9,7 @@ from . import (bench, contracts, effects, params, prompt_tokens, reasoning_histo
 
 # Parameters the built-in profiles pin; a user's profile may pin more, and gets a check for each.
 STANDARD_PARAMETERS = ("temperature", "top_p", "presence_penalty", "frequency_penalty", "n")
-SUITES = ("preflight", "tools", "bench", "all")
+SUITES = ("preflight", "tools", "bench", "probes", "all")
 
 
 def registry(profile: Profile | None = None) -> list[Check]:

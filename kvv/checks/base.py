@@ -64,6 +64,11 @@ class Item:
     control: dict[str, Any] | None = None
     # The 1-based line of the check's case file the item comes from (reports point at it).
     line: int | None = None
+    # Ladder probes: the rung the item belongs to (e.g. "4k tokens", "12 px glyphs"); `kvv plan`
+    # groups items by it.
+    rung: str | None = None
+    # Prompt tokens the item sends at most, estimated before sending (long contexts), for the plan.
+    prompt_tokens: int | None = None
 
     @property
     def digest(self) -> str:

@@ -35,6 +35,7 @@ from ..identity import HEADER as IDENTITY_HEADER, header_value
 from ..profile import Profile
 from .loopback import LoopbackServer, TrackedHandler
 from .benchmarks import BenchmarkModel, Gold, corrupted, simulated_accuracy
+from .probes import ProbeModel
 from .calls import DEFAULT_ID_FORMAT, arguments_for, call_id, calls_by_default, calls_so_far, requested_tools
 from .conversation import last_user_text
 from .effort import reasoning_scale, requested_effort, switched_off
@@ -126,6 +127,7 @@ class Simulator:
         self._id_format: str = profile.feature("tool-call-id") or DEFAULT_ID_FORMAT
         self.benchmarks = BenchmarkModel(profile.id, {**simulated_accuracy(profile), **(benchmark_accuracy or {})},
                                          benchmark_answers, self.faults, seed)
+        self.probes = ProbeModel(profile, self.faults, seed)
         self._lock = threading.Lock()
         self._times_seen: dict[str, int] = {}
         self._stats: dict[str, Any] = {"requests": 0, "statuses": {}, "faults": {}}
@@ -336,8 +338,10 @@ class Simulator:
         if request.tools:
             return None
         share = scale / len(self._effort_levels) if request.effort else 1.0
-        reply = self.benchmarks.reply(request.body, thinking=request.mode == "thinking", effort_share=share,
-                                      draw=f"{key.body_digest}:{key.attempt}:{index}")
+        draw = f"{key.body_digest}:{key.attempt}:{index}"
+        reply = self.benchmarks.reply(request.body, thinking=request.mode == "thinking", effort_share=share, draw=draw)
+        if reply is None:
+            reply = self.probes.reply(request.body, thinking=request.mode == "thinking", draw=draw)
         if reply is None:
             return None
         written, applied = reply
