@@ -12,6 +12,10 @@ rung: where the deployment starts to break. It PASSes when every rung is shown a
 is INCONCLUSIVE otherwise. Items go round-robin over the rungs, so a run that stops early (the
 verdict settled) or at a budget leaves the rungs evenly sampled.
 
+`describe(records, ctx, breaking rung)` returns the probe's own reading as (details, a clause
+for the message); a `finding` in those details (e.g. "an over-limit request was answered")
+fails the probe whatever the rates say.
+
 A probe's items put `{"rung": <label>, "score": 1.0 | 0.0 | None}` (None: kvv could not score
 it) and, paired, `"reference_score"` in their outcome data; `rungs_of(ctx)` lists the rungs,
 least demanding first, as a pure function of the context (plan, run and resume agree on it).
@@ -191,12 +195,19 @@ def summarize(probe_id: str, rungs_of: RungsOf, unit: str, describe: Describe | 
         else:
             details["against"] = f"minimum {minimum(ctx, probe_id):g} (profile {ctx.profile.id})"
         extra, clause = describe(records, ctx, broken) if describe else ({}, "")
+        # A finding beyond the rates (an over-limit request answered, a stale prefix cache) fails the probe.
+        finding = extra.pop("finding", None)
         details.update(extra)
+        verdict = FAIL if finding else tests.verdict
         # The metric people see: the breaking rung's, else the least certain one's.
         worst = broken or min(tests.rungs, key=lambda r: tests.tests[r.label].metric()["betting_lower"])
         metric = {"name": f"success rate at {worst.label}", **_rounded(tests.tests[worst.label].metric()),
                   "rung": worst.label}
-        return Summary(tests.verdict, metric, details, _sentence(tests.verdict, table, broken, unit, details, clause))
+        message = _sentence(tests.verdict, table, broken, unit, details, clause)
+        if finding:
+            details["finding"] = finding
+            message = f"FAIL: {finding}; " + message
+        return Summary(verdict, metric, details, message)
     return summary
 
 
