@@ -194,30 +194,48 @@ def plan(simulate: bool, sim_fault: tuple[str, ...], sim_seed: int, **flags: Any
             settings.model = settings.model or load_profile(settings.profile).id
         target = runner.resolve_target(settings)
         planned = runner.plan_for(settings, target)
-    rows = [[p.check.id, len(p.items), p.requests, _ceiling(p.token_ceiling), p.check.detects]
-            for p in planned.checks]
+    # Prompt tokens are shown where checks estimate theirs (long contexts): the rest send short prompts.
+    prompts = any(p.prompt_tokens is not None for p in planned.checks)
+    rows = [[p.check.id, len(p.items), p.requests, _ceiling(p.token_ceiling),
+             *([_estimate(p.prompt_tokens)] if prompts else []), p.check.detects] for p in planned.checks]
     click.echo(f"kvv plan: suite {settings.suite} against {target.base_url}, model {target.model}, "
                f"profile {target.profile.id}, think mode {target.think_mode}\n")
-    click.echo(tabulate(rows, headers=["check", "items", "requests", "max completion tokens", "detects"],
-                        tablefmt="simple", maxcolwidths=[None, None, None, None, 60]))
+    headers = ["check", "items", "requests", "max completion tokens", *(["≈ prompt tokens"] if prompts else []),
+               "detects"]
+    click.echo(tabulate(rows, headers=headers, tablefmt="simple",
+                        maxcolwidths=[None] * (len(headers) - 1) + [60 - 10 * prompts]))
     capped, uncapped = planned.token_budget
     budget = f"at most {capped:,} completion tokens"
     if uncapped:
         budget += f", plus {uncapped} answer(s) at the server's default max_tokens"
+    if prompts:
+        budget += f" and ≈ {sum(p.prompt_tokens or 0 for p in planned.checks):,} prompt tokens in long contexts"
     click.echo(f"\n{len(planned.checks)} checks, {sum(len(p.items) for p in planned.checks)} items, "
                f"{planned.requests} requests (+ 2 for the probe before the suite, + up to {settings.max_retries} retries each on 429/5xx), "
                f"{budget}.")
     for check_id, why in planned.skipped.items():
         click.echo(f"not run: {check_id} ({why})")
-    from .checks.bench import expectation
+    from .checks import bench, ladder
     for planned_check in planned.checks:
-        expected = expectation(planned_check)
+        expected = bench.expectation(planned_check) or ladder.expectation(planned_check)
         if expected:
             click.echo(f"{planned_check.check.id} stops once settled: {expected}")
+    for planned_check in planned.checks:
+        rungs = planned_check.rungs()
+        if rungs:
+            click.echo(f"\n{planned_check.check.id} by rung:")
+            click.echo(tabulate([[r["rung"], r["items"], r["requests"], _ceiling(r["completion"]),
+                                  _estimate(r["prompt"])] for r in rungs],
+                                headers=["rung", "items", "requests", "max completion tokens", "≈ prompt tokens"],
+                                tablefmt="simple"))
 
 
 def _ceiling(value: int | None) -> str:
     return "server default" if value is None else f"{value:,}"
+
+
+def _estimate(value: int | None) -> str:
+    return "-" if value is None else f"{value:,}"
 
 
 FORMATS = ("markdown", "sarif", "junit", "badge", "badge-svg", "terminal")

@@ -38,6 +38,28 @@ class PlannedCheck:
             return None
         return sum(item.token_ceiling for item in self.items)
 
+    @property
+    def prompt_tokens(self) -> int | None:
+        """Estimated prompt tokens of the items that state theirs (long contexts); None if none does."""
+        known = [item.prompt_tokens for item in self.items if item.prompt_tokens is not None]
+        return sum(known) if known else None
+
+    def rungs(self) -> list[dict[str, Any]]:
+        """A ladder probe's cost per rung, in plan order: {rung, items, requests, completion, prompt}."""
+        table: dict[str, dict[str, Any]] = {}
+        for item in self.items:
+            if item.rung is None:
+                continue
+            row = table.setdefault(item.rung, {"rung": item.rung, "items": 0, "requests": 0, "completion": 0,
+                                               "prompt": None})
+            row["items"] += 1
+            row["requests"] += item.request_count or len(item.requests)
+            row["completion"] = None if row["completion"] is None or item.token_ceiling is None \
+                else row["completion"] + item.token_ceiling
+            if item.prompt_tokens is not None:
+                row["prompt"] = (row["prompt"] or 0) + item.prompt_tokens
+        return list(table.values())
+
 
 @dataclass
 class Plan:

@@ -700,6 +700,13 @@ class Plan:
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
+    def phrase(self) -> str:
+        """"about 24 items (p90 39)", for `kvv plan`."""
+        if self.median is None:
+            return f"more than {self.max_items} items"
+        p90 = f"{self.p90}" if self.p90 is not None else f"> {self.max_items}"
+        return f"about {self.median} items (p90 {p90})"
+
 
 def _quantile(values: Sequence[float], q: float) -> int | None:
     ordered = sorted(values)

@@ -67,7 +67,7 @@ class Item:
     # Ladder probes: the rung the item belongs to (e.g. "4k tokens", "12 px glyphs"); `kvv plan`
     # groups items by it.
     rung: str | None = None
-    # Prompt tokens the item sends at most, estimated before sending (long contexts), for the plan.
+    # Prompt tokens the item sends in all its requests, estimated before sending (long contexts), for the plan.
     prompt_tokens: int | None = None
 
     @property

@@ -272,7 +272,7 @@ def expectation(planned: Any) -> str | None:
         tau = ctx.options.get("tolerance") or PAIRED_TOLERANCE
         drift = plan_paired(-2 * tau, 0.10, tau, _alpha(ctx), max_items=n, seeds=PLAN_SEEDS, verdict=FAIL)
         return (f"up to {n} paired items; a drift of {2 * tau:g} at 10% discordance fails in "
-                f"{_items(drift)} (α = {_alpha(ctx):g} per side)")
+                f"{drift.phrase()} (α = {_alpha(ctx):g} per side)")
     setting = _setting(ctx, planned.check.id)
     if not setting.get("reference"):
         return f"all {n} items: no reference, so nothing settles early"
@@ -280,14 +280,7 @@ def expectation(planned: Any) -> str | None:
     halved = plan_one_sample(r / 2, r, tau, _alpha(ctx), reference_n=setting.get("reference-n") or None,
                              max_items=n, seeds=PLAN_SEEDS, verdict=FAIL)
     return (f"up to {n} items; a halved accuracy ({r / 2:.3g} against {r:g} − {tau:g}) fails in "
-            f"{_items(halved)} (α = {_alpha(ctx):g} per side)")
-
-
-def _items(plan: Any) -> str:
-    if plan.median is None:
-        return f"more than {plan.max_items} items"
-    p90 = f"{plan.p90}" if plan.p90 is not None else f"> {plan.max_items}"
-    return f"about {plan.median} items (p90 {p90})"
+            f"{halved.phrase()} (α = {_alpha(ctx):g} per side)")
 
 
 def _check(check_id: str, title: str, detects: str) -> Check:

@@ -39,6 +39,7 @@ PAIRED_TOLERANCE = 0.10      # paired: how far below the reference endpoint a ru
 # Items per rung at most: every item sound passes a rung against 0.5 in 19 items, a vendor at
 # 0.9 in 26 (p90 36), every item broken fails it in 19 (scripts/bench_verdict.py measures these).
 DEFAULT_ITEMS = 40
+PLAN_SEEDS = 60              # for `kvv plan`'s expectation, as the benchmarks'
 
 
 @dataclass(frozen=True)
@@ -249,3 +250,21 @@ def ladder_check(probe_id: str, title: str, detects: str, build: Callable[[Conte
                  endpoint_sensitive=endpoint_sensitive)
 
 
+
+
+def expectation(planned: Any) -> str | None:
+    """What early stopping should save, for `kvv plan` (no network): items per rung for a sound
+    rung (95 % success) to pass and for a broken one (none) to fail."""
+    from ..sequential import plan_one_sample
+
+    ctx, check = planned.context, planned.check
+    if "probes" not in check.suites or not planned.rungs():
+        return None
+    per_rung = max(r["items"] for r in planned.rungs())
+    if ctx.reference:
+        return f"up to {per_rung} paired items per rung; each rung stops once it is shown within or beyond tolerance"
+    m, alpha = minimum(ctx, check.id), rung_alpha(ctx, len(planned.rungs()))
+    sound = plan_one_sample(0.95, m, 0.0, alpha, max_items=per_rung, seeds=PLAN_SEEDS, verdict=PASS)
+    broken = plan_one_sample(0.0, m, 0.0, alpha, max_items=per_rung, seeds=PLAN_SEEDS, verdict=FAIL)
+    return (f"up to {per_rung} items per rung; against minimum {m:g} a sound rung (95 % right) passes in "
+            f"{sound.phrase()}, a broken one fails in {broken.phrase()} (α = {alpha:.2g} per rung)")
