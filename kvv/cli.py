@@ -80,8 +80,9 @@ def _suite_options(command):
                           "or none. [default: the profile's]"),
         click.option("--suite", type=click.Choice(SUITES),
                      help="preflight (parameter contract, usage, streaming), tools (tool calling and the "
-                          "API contract), bench (OCRBench, MMMU-Pro, AIME 2025 against the profile's "
-                          "reference, stopping once settled), or all. [default: preflight]"),
+                          "API contract), bench (OCRBench, MMMU-Pro, AIME 2025, BEAM against the profile's "
+                          "reference, stopping once settled), probes (long-output, image-ladder, context-depth: "
+                          "where a deployment breaks, rung by rung), or all. [default: preflight]"),
         click.option("--only", help="Run only these check ids (comma-separated)."),
         click.option("--skip", help="Skip these check ids (comma-separated)."),
         click.option("--cases", type=click.Path(dir_okay=False),
