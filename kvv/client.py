@@ -41,7 +41,9 @@ from .redact import Redactor
 from .verdict import TRANSIENT_CLASSES
 
 EXCERPT_CHARS = 2000  # Exchange.body_excerpt
-AFTER_DONE_WAIT_S = 2.0  # KEEP_FRAMES: the longest wait for more bytes after [DONE]
+AFTER_DONE_WAIT_S = 2.0  # KEEP_FRAMES: the longest wait, in all, for the body to end after [DONE]
+DRAIN_WAIT_S = 0.25  # otherwise: read to the body's end so its connection is reused, or give it up
+AFTER_DONE_MARGIN_S = 0.05  # that wait ends this long before the attempt's deadline would
 ATTEMPT_EXCERPT_CHARS = 300  # on_attempt info, which the runner journals
 
 OnAttempt = Callable[[dict[str, Any]], None]
@@ -249,7 +251,7 @@ class Client:
                     exchange.status = response.status_code
                     exchange.headers = {k.lower(): self._redactor.text(v) for k, v in response.headers.items()}
                     retry_after = self._retry_after(response)
-                    broke = await self._read(response, exchange)
+                    broke = await self._read(response, exchange, started + request_deadline)
         except TimeoutError:  # asyncio.timeout's: the deadline passed (httpx's are not TimeoutError)
             _fail(exchange, "timeout", _deadline_passed(request_deadline, started))
         except httpx.TimeoutException as exc:
@@ -266,8 +268,9 @@ class Client:
         self._scrub(exchange)
         return exchange, retry_after, broke
 
-    async def _read(self, response: httpx.Response, exchange: Exchange) -> bool:
-        """Fill `exchange` from the response; True if the body may have been cut in transit."""
+    async def _read(self, response: httpx.Response, exchange: Exchange, finish_by: float) -> bool:
+        """Fill `exchange` from the response; True if the body may have been cut in transit.
+        `finish_by`: the attempt's deadline (monotonic), which reading past [DONE] never reaches."""
         status = response.status_code
         if 300 <= status < 400:
             _fail(exchange, "bad_response", f"redirect to {self._redirect_host(response)} not followed")
@@ -275,7 +278,7 @@ class Client:
         content_type = response.headers.get("content-type", "")
         is_json = "json" in content_type.split(";")[0].lower()
         if exchange.stream and 200 <= status < 300 and not is_json:
-            return await self._read_stream(response, exchange)
+            return await self._read_stream(response, exchange, finish_by)
         raw = await self._read_body(response, exchange)
         if raw is None:
             return False
@@ -315,7 +318,7 @@ class Client:
         finally:
             exchange.body_excerpt = self._excerpt(body[: self._head_bytes])
 
-    async def _read_stream(self, response: httpx.Response, exchange: Exchange) -> bool:
+    async def _read_stream(self, response: httpx.Response, exchange: Exchange, finish_by: float) -> bool:
         """Assemble SSE as it arrives, keeping only the excerpt and the message text.
         True if it ended early where that end cannot be told from a dropped connection."""
         keep = exchange.frames is not None
@@ -338,8 +341,8 @@ class Client:
                 else:
                     for data in decoder.close():
                         assembler.add(self._redactor.text(data))
-                if keep and assembler.done:
-                    await self._read_after_done(pieces, decoder, assembler, size)
+                if assembler.done:
+                    await self._read_after_done(pieces, decoder if keep else None, assembler, size, finish_by)
             if not assembler.done:
                 detail = f"stream ended without [DONE] after {assembler.chunks} events"
                 _fail(exchange, "protocol", detail)
@@ -358,21 +361,29 @@ class Client:
             if keep:
                 exchange.frames, exchange.after_done = assembler.frames, assembler.after_done
 
-    async def _read_after_done(self, pieces: AsyncIterator[bytes], decoder: sse.EventDecoder,
-                               assembler: sse.StreamAssembler, size: int) -> None:
-        """Read on past [DONE] until the body ends (within the size cap, and no read waiting longer
-        than AFTER_DONE_WAIT_S), so data sent after it is seen; the answer itself is complete."""
+    async def _read_after_done(self, pieces: AsyncIterator[bytes], decoder: sse.EventDecoder | None,
+                               assembler: sse.StreamAssembler, size: int, finish_by: float) -> None:
+        """Read on past [DONE] to the body's end. With a `decoder` (frames kept), what comes after
+        [DONE] is parsed, so data sent there is seen; without, the bytes are only drained. Either way
+        a body read to its end hands its connection back to the pool: one left unread is closed, and
+        the next request pays a new connection (over TLS, a new handshake). Bounded by the size cap
+        and a total wait (AFTER_DONE_WAIT_S or DRAIN_WAIT_S) that ends before the attempt's deadline:
+        the answer itself is complete, and nothing after [DONE] turns it into a timeout."""
+        wait = min(AFTER_DONE_WAIT_S if decoder else DRAIN_WAIT_S, finish_by - time.monotonic() - AFTER_DONE_MARGIN_S)
+        if wait <= 0:
+            return
         try:
-            while size <= self.max_body_bytes:
-                try:
-                    chunk = await asyncio.wait_for(anext(pieces), AFTER_DONE_WAIT_S)
-                except StopAsyncIteration:
+            async with asyncio.timeout(wait):
+                async for chunk in pieces:
+                    size += len(chunk)
+                    if size > self.max_body_bytes:
+                        return
+                    if decoder is not None:
+                        for data in decoder.feed(chunk):
+                            assembler.add(self._redactor.text(data))
+                if decoder is not None:
                     for data in decoder.close():
                         assembler.add(self._redactor.text(data))
-                    return
-                size += len(chunk)
-                for data in decoder.feed(chunk):
-                    assembler.add(self._redactor.text(data))
         except (TimeoutError, httpx.HTTPError, DecodeError):
             return  # a server that keeps the body open or breaks it after [DONE]: the frames so far stand
 

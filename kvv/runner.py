@@ -478,13 +478,13 @@ class _CheckRun:
                 self.semaphore.release()
 
     async def _run_item(self, position: int, item: Item, holding: bool) -> None:
-        check_id = self.planned.check.id
-        done = self.previous.get((check_id, item.id, item.digest))
+        check_id, digest = self.planned.check.id, item.digest   # a hash of the item's requests: once
+        done = self.previous.get((check_id, item.id, digest))
         if done is not None:
             self.finished[position] = {
                 **{k: done.get(k) for k in ("verdict", "message", "requests", "attempts", "data", "evidence",
                                             "errors", "tokens")},
-                "id": item.id, "mode": item.mode, "digest": item.digest, "resumed": True,
+                "id": item.id, "mode": item.mode, "digest": digest, "resumed": True,
                 **({"line": item.line} if item.line is not None else {}),
                 "position": self.planned.positions[position]}
             self.progress.item_finished(check_id, done.get("verdict"), done.get("tokens") or {}, resumed=True)
@@ -507,12 +507,12 @@ class _CheckRun:
                 if isinstance(value, int):
                     self.tokens[name] += value
                     tokens[name] += value
-            self.journal.write("attempt", check=check_id, item=item.id, digest=item.digest, **info)
+            self.journal.write("attempt", check=check_id, item=item.id, digest=digest, **info)
 
         def on_judge_attempt(info: dict[str, Any]) -> None:
             # The judge's calls are journaled, but not the vendor's: no budget, no vendor tokens.
             sent["attempts"] += 1
-            self.journal.write("attempt", check=check_id, item=item.id, digest=item.digest, judge=True, **info)
+            self.journal.write("attempt", check=check_id, item=item.id, digest=digest, judge=True, **info)
 
         async def send(body: dict[str, Any], *, reference: bool = False, judge: bool = False) -> Exchange:
             self.progress.request_started(check_id)
@@ -552,7 +552,7 @@ class _CheckRun:
                     outcome = Outcome(ERROR, f"kvv internal error (a bug in kvv, not the vendor's fault): "
                                              f"{type(exc).__name__}: {exc}")
         result = {"id": item.id, "mode": item.mode, "verdict": outcome.verdict, "message": outcome.message,
-                  "digest": item.digest, "requests": sent["requests"], "attempts": sent["attempts"],
+                  "digest": digest, "requests": sent["requests"], "attempts": sent["attempts"],
                   "resumed": False, "position": self.planned.positions[position], "data": outcome.data,
                   "errors": errors, "tokens": tokens,
                   "evidence": self._evidence(item, outcome, from_reference, from_judge)}

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import pytest
 
-from kvv.client import Client, retry_after_seconds
+from kvv.client import KEEP_FRAMES, Client, retry_after_seconds
 from kvv.errors import ConfigError
 from kvv.exchange import Exchange
 
@@ -62,6 +62,7 @@ class Server(ThreadingHTTPServer):
         # One per request; the last one repeats. A callable picks the reply from the request body.
         self.replies = replies
         self.requests: list[tuple[str, Any, bytes]] = []
+        self.connections = 0
         # A short poll keeps shutdown (which waits for the next poll) from costing 0.5 s per test.
         threading.Thread(target=self.serve_forever, args=(0.01,), daemon=True).start()
 
@@ -84,6 +85,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
+
+    def setup(self):
+        super().setup()
+        self.server.connections += 1
 
     def do_POST(self):
         raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
@@ -223,6 +228,50 @@ def test_stream_ok_assembles_across_network_chunks(serve):
     assert ex.finish_reason == "tool_calls"
     assert (ex.usage, ex.usage_location) == (USAGE, "choice")
     assert ex.body_excerpt.startswith("data: {")
+
+
+def chats(base_url: str, bodies: list[dict], **options: Any) -> list[Exchange]:
+    """`Client.chat` for each body in turn, over one client (and so one pool)."""
+    async def go() -> list[Exchange]:
+        async with Client(base_url, api_key=KEY, **options) as client:
+            return [await client.chat(body) for body in bodies]
+
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize("keep_frames", [False, True])
+def test_streams_read_to_their_end_reuse_one_connection(serve, keep_frames):
+    """A stream given up at [DONE], before its chunked terminator, would close its connection:
+    a new one (over TLS, a new handshake) for every streamed request."""
+    events = [{"choices": [{"index": 0, "delta": {"content": "OK"}, "finish_reason": "stop"}]}]
+    server = serve(sse_reply(events))
+    body = {**BODY, "stream": True, **({KEEP_FRAMES: True} if keep_frames else {})}
+    exchanges = chats(server.base_url, [body] * 20)
+    assert all(ex.ok and ex.done and ex.reply.content == "OK" for ex in exchanges)
+    assert server.connections == 1
+
+
+@pytest.mark.parametrize("keep_frames, wait", [(False, "DRAIN_WAIT_S"), (True, "AFTER_DONE_WAIT_S")])
+def test_a_body_held_open_after_done_costs_at_most_the_wait_and_the_answer_stands(serve, keep_frames, wait):
+    from kvv import client as client_module
+
+    events = [{"choices": [{"index": 0, "delta": {"content": "OK"}, "finish_reason": "stop"}]}]
+    held = sse_reply(events)
+    held.drip = getattr(client_module, wait) + 2  # the terminator comes that long after [DONE]
+    body = {**BODY, "stream": True, **({KEEP_FRAMES: True} if keep_frames else {})}
+    started = time.monotonic()
+    (ex,) = chats(serve(held).base_url, [body])
+    assert ex.ok and ex.done and ex.reply.content == "OK", ex.error_detail
+    assert time.monotonic() - started < getattr(client_module, wait) + 1.0
+
+
+def test_reading_past_done_never_turns_a_complete_answer_into_a_timeout(serve):
+    events = [{"choices": [{"index": 0, "delta": {"content": "OK"}, "finish_reason": "stop"}]}]
+    held = sse_reply(events)
+    held.drip = 3.0
+    body = {**BODY, "stream": True, KEEP_FRAMES: True}
+    (ex,) = chats(serve(held).base_url, [body], request_deadline=1.0)   # shorter than AFTER_DONE_WAIT_S
+    assert ex.ok and ex.done and ex.reply.content == "OK", ex.error_detail
 
 
 def test_stream_request_answered_with_json_is_accepted(serve):
