@@ -20,26 +20,23 @@ A chat request passes through stages in order; a fault hooks into the stage it d
 The contract stage turns the body into a `_Request`: what the model sees (mode, effort, tools,
 tool_choice, response_format and the messages as the chat template renders them).
 
-The stages only decide what to answer (a JsonReply or a StreamReply); the HTTP handler at
-the bottom only writes it.
+The stages only decide what to answer; the bodies and frames are built by wire.py (a JsonReply or
+a StreamReply), the request's well-formedness is checked by validation.py, and the HTTP handler
+(http_server.py) only writes the reply out.
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import random
 import threading
-import time
-import uuid
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from ..identity import HEADER as IDENTITY_HEADER, header_value
 from ..profile import Profile
-from .loopback import LoopbackServer, TrackedHandler
+from . import wire
 from .benchmarks import BenchmarkModel, Gold, corrupted, simulated_accuracy
 from .probes import ProbeModel
 from .recall import windowed
@@ -48,39 +45,21 @@ from .calls import (DEFAULT_ID_FORMAT, arguments_for, ascii_keys, call_id, calls
 from .conversation import last_user_text
 from .effort import reasoning_scale, requested_effort, switched_off
 from .faults import FaultValue, fault_rng, resolve_faults, waived_parameters
+from .http_server import HTTPServer
 from .instances import invalid_instance
 from .rejection import Rejected
 from .response_format import compact_json, json_content, response_format
 from .text import Answer, ToolCall, answer, fixed_reply, words
 from .tokenizer import DEFAULT, TOKENIZERS
 from .tools import Tool, ToolChoice, declared_tools, tool_choice
+from .validation import parse_body, requested_mode, validate, without
+from .wire import JsonReply, StreamReply
 from .workflows import Step, next_step, task_for
 
-ROLES = ("system", "user", "assistant", "tool")
 SERVER_ERROR_STATUSES = (500, 502, 503)
 # Bodies whose retries the simulator tells apart; a retry comes within seconds, not after this many others.
 SEEN_BODIES = 100_000
-PIECES_PER_DELTA = 3          # tokens per streamed reasoning/content delta
-# Faults that change the frames of a stream, not what it says (check stream-shape).
-SHAPE_FAULTS = ("stream-tool-first-chunk", "stream-id-changes", "stream-raw-finish-reason", "stream-data-after-done",
-                "stream-reasoning-after-content", "stream-null-delta-fields", "stream-id-format", "stream-end-delta")
 RUN_ON_WORDS = 8192            # forced-call-runs-on: text past any max_tokens a forced call is given
-MAX_DELTAS = 1024             # a 64k-token answer streams in this many deltas, not 22k (servers batch too)
-
-
-@dataclass
-class JsonReply:
-    status: int
-    body: dict[str, Any]
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class StreamReply:
-    """Server-sent events, each written as one HTTP chunk."""
-
-    events: list[str]
-    status: int = 200
 
 
 @dataclass(frozen=True)
@@ -146,7 +125,7 @@ class Simulator:
         self._lock = threading.Lock()
         self._times_seen: OrderedDict[str, int] = OrderedDict()   # body digest -> attempts, oldest first
         self._stats: dict[str, Any] = {"requests": 0, "statuses": {}, "faults": {}}
-        self._http = _HTTPServer((host, port), self)   # bound now, so `url` is known before start
+        self._http = HTTPServer((host, port), self)   # bound now, so `url` is known before start
         self._thread: threading.Thread | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -208,14 +187,14 @@ class Simulator:
 
     def _route(self, method: str, path: str, authorization: str | None, raw: bytes) -> JsonReply | StreamReply:
         if self.api_key is not None and authorization != f"Bearer {self.api_key}":
-            return _error(401, "invalid API key", "invalid_request_error", param=None, code="invalid_api_key")
+            return wire.error(401, "invalid API key", "invalid_request_error", param=None, code="invalid_api_key")
         route = (method, path.split("?")[0].removeprefix("/v1").rstrip("/"))
         if route == ("GET", "/models"):
             return JsonReply(200, {"object": "list", "data": [
                 {"id": self.profile.id, "object": "model", "created": 0, "owned_by": "kvv-simulator"}]})
         if route == ("POST", "/chat/completions"):
             return self._chat(raw)
-        return _error(404, f"no route for {method} {path}", "invalid_request_error", param=None, code="not_found")
+        return wire.error(404, f"no route for {method} {path}", "invalid_request_error", param=None, code="not_found")
 
     def _chat(self, raw: bytes) -> JsonReply | StreamReply:
         key = self._draw_key(raw)
@@ -223,8 +202,8 @@ class Simulator:
         if gateway_reply is not None:
             return gateway_reply
         try:
-            body = _parse_body(raw)
-            _validate(body)
+            body = parse_body(raw)
+            validate(body)
             request = self._understand(body)
         except Rejected as rejection:
             return self._reject(rejection)
@@ -237,13 +216,13 @@ class Simulator:
 
     def _gateway(self, key: _DrawKey) -> JsonReply | None:
         if self._fires("rate-limit", key) is not None:
-            return _error(429, "rate limit exceeded, please retry later", "rate_limit_error",
-                          headers={"Retry-After": _seconds(self.retry_after)},
-                          param=None, code="rate_limit_exceeded")
+            return wire.error(429, "rate limit exceeded, please retry later", "rate_limit_error",
+                              headers={"Retry-After": wire.seconds(self.retry_after)},
+                              param=None, code="rate_limit_exceeded")
         rng = self._fires("server-error", key)
         if rng is not None:
             status = rng.choice(SERVER_ERROR_STATUSES)
-            return _error(status, f"upstream failure ({status})", "server_error")
+            return wire.error(status, f"upstream failure ({status})", "server_error")
         return None
 
     # -- stage: rejection --------------------------------------------------------------------
@@ -251,9 +230,9 @@ class Simulator:
     def _reject(self, rejection: Rejected) -> JsonReply:
         if "status-500-instead-of-400" in self.faults:
             self._injected("status-500-instead-of-400")
-            return _error(500, "internal error", "server_error")
-        return _error(400, rejection.message, "invalid_request_error", param=rejection.param,
-                      code="invalid_parameter" if rejection.param else "invalid_request")
+            return wire.error(500, "internal error", "server_error")
+        return wire.error(400, rejection.message, "invalid_request_error", param=rejection.param,
+                          code="invalid_parameter" if rejection.param else "invalid_request")
 
     # -- stage: contract ---------------------------------------------------------------------
 
@@ -268,7 +247,7 @@ class Simulator:
 
     def _mode(self, body: dict[str, Any]) -> str:
         default = self.profile.default_mode
-        requested = _requested_mode(body)
+        requested = requested_mode(body)
         if requested is None and self._effort_levels and switched_off(body):
             requested = "non-thinking"
         requested = requested or default
@@ -294,7 +273,7 @@ class Simulator:
     def _tools(self, body: dict[str, Any]) -> list[Tool]:
         if "dynamic-tools-ignored" in self.faults and any(m.get("tools") is not None for m in body["messages"]):
             self._injected("dynamic-tools-ignored")
-            body = _without(body, "tools")
+            body = without(body, "tools")
         return declared_tools(body, dynamic=bool(self.profile.feature("dynamic-tools")))
 
     def _tool_choice(self, body: dict[str, Any], tools: list[Tool]) -> ToolChoice:
@@ -320,7 +299,7 @@ class Simulator:
         if "drop-reasoning-history" not in self.faults or not any("reasoning_content" in m for m in body["messages"]):
             return body
         self._injected("drop-reasoning-history")
-        return _without(body, "reasoning_content")
+        return without(body, "reasoning_content")
 
     def _windowed(self, body: dict[str, Any]) -> dict[str, Any]:
         """The body through the model's context window (recall.py): over the profile's context
@@ -457,7 +436,7 @@ class Simulator:
                 applied.add("tool-args-ascii-keys")
             emitted = self.tokenizer.pieces(compact_json(arguments))
             if broken:
-                emitted = _broken(emitted)
+                emitted = wire.broken(emitted)
                 applied.add("tool-args-broken-json")
             calls.append(ToolCall(self._call_id(name, first + position, key), name, emitted))
         if "tool-id-format" in self.faults:
@@ -482,114 +461,34 @@ class Simulator:
     # -- stage: usage ------------------------------------------------------------------------
 
     def _usage(self, request: _Request, choices: list[tuple[Answer, str]]) -> dict[str, int]:
-        prompt = self.tokenizer.prompt_tokens(request.body)
-        if "thinking-off-billed" in self.faults and request.mode == "non-thinking" and "thinking" in self.profile.modes:
-            self._injected("thinking-off-billed")       # the thinking template rendered (and billed) on top
-            prompt += int(self.faults["thinking-off-billed"] or 0)
-        completion = sum(len(choice) for choice, _ in choices)
-        reported_prompt = prompt
-        if "usage-off" in self.faults:
-            self._injected("usage-off")
-            reported_prompt = max(0, prompt + self.faults["usage-off"])
-        return {"prompt_tokens": reported_prompt, "completion_tokens": completion,
-                "total_tokens": prompt + completion}
+        usage, applied = wire.usage(self.tokenizer.prompt_tokens(request.body),
+                                    sum(len(choice) for choice, _ in choices), self.faults,
+                                    thinking_off=request.mode == "non-thinking" and "thinking" in self.profile.modes)
+        for fault in applied:
+            self._injected(fault)
+        return usage
 
-    def _stream_usage_wanted(self, body: dict[str, Any]) -> bool:
-        options = body.get("stream_options")
-        wanted = isinstance(options, dict) and options.get("include_usage") is True
-        if wanted and "no-stream-usage" in self.faults:
-            self._injected("no-stream-usage")
-            return False
-        return wanted
+    def _stream_usage(self, request: _Request, choices: list[tuple[Answer, str]]) -> dict[str, int] | None:
+        """The usage a stream ends with, None if it is not asked for (or no-stream-usage drops it)."""
+        wanted, applied = wire.stream_usage_wanted(request.body, self.faults)
+        for fault in applied:
+            self._injected(fault)
+        return self._usage(request, choices) if wanted else None
 
-    # -- output ------------------------------------------------------------------------------
+    # -- output (wire.py) --------------------------------------------------------------------
 
     def _completion(self, request: _Request, choices: list[tuple[Answer, str]]) -> dict[str, Any]:
-        return {
-            **self._head(request.body, "chat.completion"),
-            "choices": [{"index": index, "message": _message(choice), "finish_reason": finish}
-                        for index, (choice, finish) in enumerate(choices)],
-            "usage": self._usage(request, choices),
-        }
+        return wire.completion(wire.head(request.body, "chat.completion", self.profile.id), choices,
+                               self._usage(request, choices))
 
     def _stream(self, request: _Request, choices: list[tuple[Answer, str]], key: _DrawKey) -> StreamReply:
-        head = self._head(request.body, "chat.completion.chunk")
-        payloads: list[dict[str, Any]] = []
-
-        def delta(index: int, fields: dict[str, Any], finish: str | None = None) -> None:
-            payloads.append({**head, "choices": [{"index": index, "delta": fields, "finish_reason": finish}]})
-
-        index_bug = "stream-tool-index-bug" in self.faults and any(len(c.calls) > 1 for c, _ in choices)
-        if index_bug:
-            self._injected("stream-tool-index-bug")
-        shape = {name for name in SHAPE_FAULTS if name in self.faults}
-        nulls = "stream-null-delta-fields" in shape        # OpenAI's habit: the other fields as null
-        if nulls:
-            self._injected("stream-null-delta-fields")
-        for index, (choice, finish) in enumerate(choices):
-            delta(index, {"role": "assistant", "content": None if nulls else ""})
-            for name, parts in (("reasoning_content", choice.reasoning), ("content", choice.content)):
-                other = "content" if name == "reasoning_content" else "reasoning_content"
-                for text in _batches(parts):
-                    delta(index, {name: text, **({other: None} if nulls else {})})
-                    if name == "content" and choice.reasoning and "stream-reasoning-after-content" in shape:
-                        shape.discard("stream-reasoning-after-content")   # once: reasoning resumes after content
-                        delta(index, {"reasoning_content": choice.reasoning[-1]})
-                        self._injected("stream-reasoning-after-content")
-            for position, call in enumerate(choice.calls):
-                slot = 0 if index_bug else position      # the bug: every call claims slot 0
-                batches = _batches(call.arguments)
-                first = ""
-                if batches and "stream-tool-first-chunk" in shape:   # the first chunk already carries arguments
-                    first = batches.pop(0)
-                    self._injected("stream-tool-first-chunk")
-                delta(index, {"tool_calls": [{"index": slot, "id": call.id, "type": "function",
-                                              "function": {"name": call.name, "arguments": first}}]})
-                for text in batches:
-                    delta(index, {"tool_calls": [{"index": slot, "function": {"arguments": text}}]})
-            if finish == "stop" and "stream-raw-finish-reason" in shape:
-                finish = "stop_163586"                   # the stop token's id where the name belongs
-                self._injected("stream-raw-finish-reason")
-            end: dict[str, Any] = {}
-            if "stream-end-delta" in shape:
-                end = {"content": ""}                    # the finishing frame still carries a field
-                self._injected("stream-end-delta")
-            delta(index, end, finish)
-        if self._stream_usage_wanted(request.body):
-            usage = self._usage(request, choices)
-            if self.profile.stream_usage == "choice":     # Moonshot: inside the finishing chunk
-                payloads[-1]["choices"][0]["usage"] = usage
-            else:                                          # OpenAI: a last chunk without choices
-                payloads.append({**head, "choices": [], "usage": usage})
-        self._reshape(payloads, shape)
-        events = [f"data: {json.dumps(payload)}\n\n" for payload in payloads]
-        if self._fires("stream-cut", key) is not None:
-            # Half the events, then half an event line (`data: {"id"...`), and no [DONE].
-            half = len(events) // 2
-            return StreamReply(events[:half] + [events[half][:len(events[half]) // 2]])
-        after = []
-        if "stream-data-after-done" in shape:          # a proxy that appends its own last chunk
-            after = [events[-1]]
-            self._injected("stream-data-after-done")
-        return StreamReply(events + ["data: [DONE]\n\n"] + after)
-
-    def _reshape(self, payloads: list[dict[str, Any]], shape: set[str]) -> None:
-        """The id faults, applied to the finished frames (each frame has its own copy of the head)."""
-        if "stream-id-format" in shape:
-            self._injected("stream-id-format")
-            wrong = f"cmpl-{uuid.uuid4().hex[:12]}"    # an id of another form: not chatcmpl- + 24 hex
-            for payload in payloads:
-                payload["id"] = wrong
-        if "stream-id-changes" in shape and len(payloads) > 1:
-            self._injected("stream-id-changes")
-            changed = f"chatcmpl-{uuid.uuid4().hex[:24]}"   # a gateway that restarts the upstream stream
-            for payload in payloads[len(payloads) // 2:]:
-                payload["id"] = changed
-
-    def _head(self, body: dict[str, Any], kind: str) -> dict[str, Any]:
-        model = body.get("model")
-        return {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": kind, "created": int(time.time()),
-                "model": model if isinstance(model, str) else self.profile.id}
+        head = wire.head(request.body, "chat.completion.chunk", self.profile.id)
+        reply, applied = wire.stream(head, choices, self.faults, usage=self._stream_usage(request, choices),
+                                     usage_in_choice=self.profile.stream_usage == "choice",
+                                     cut=self._hits("stream-cut", key) is not None)
+        for fault in applied:
+            self._injected(fault)
+        return reply
 
     # -- fault bookkeeping -------------------------------------------------------------------
 
@@ -620,149 +519,3 @@ class Simulator:
         with self._lock:
             counts = self._stats["faults"]
             counts[fault] = counts.get(fault, 0) + 1
-
-
-# -- request reading -------------------------------------------------------------------------
-
-def _parse_body(raw: bytes) -> dict[str, Any]:
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise Rejected(None, "request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise Rejected(None, "request body must be a JSON object")
-    return body
-
-
-def _validate(body: dict[str, Any]) -> None:
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise Rejected("messages", "messages must be a non-empty list")
-    for index, message in enumerate(messages):
-        if not isinstance(message, dict) or message.get("role") not in ROLES:
-            raise Rejected("messages", f"messages[{index}] must be an object with a role in {', '.join(ROLES)}")
-        if message["role"] == "tool" and not (isinstance(message.get("tool_call_id"), str) and message["tool_call_id"]):
-            raise Rejected("messages", f"messages[{index}] is a tool result without tool_call_id")
-    for name in ("max_tokens", "max_completion_tokens", "n"):
-        value = body.get(name)
-        if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
-            raise Rejected(name, f"{name} must be a positive integer")
-
-
-def _requested_mode(body: dict[str, Any]) -> str | None:
-    """The mode the request asks for, in the kimi or the opensource format (kimi wins)."""
-    thinking = body.get("thinking")
-    if isinstance(thinking, dict) and thinking.get("type") in ("enabled", "disabled"):
-        return "thinking" if thinking["type"] == "enabled" else "non-thinking"
-    kwargs = body.get("chat_template_kwargs")
-    if isinstance(kwargs, dict) and isinstance(kwargs.get("thinking"), bool):
-        return "thinking" if kwargs["thinking"] else "non-thinking"
-    return None
-
-
-def _without(body: dict[str, Any], key: str) -> dict[str, Any]:
-    """`body` with `key` taken out of every message (what a template that drops it renders)."""
-    return {**body, "messages": [{k: v for k, v in m.items() if k != key} for m in body["messages"]]}
-
-
-# -- response building -----------------------------------------------------------------------
-
-def _message(choice: Answer) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": "".join(choice.content)}
-    if choice.reasoning:
-        message["reasoning_content"] = "".join(choice.reasoning)
-    if choice.calls:
-        message["tool_calls"] = [{"id": call.id, "type": "function",
-                                  "function": {"name": call.name, "arguments": "".join(call.arguments)}}
-                                 for call in choice.calls]
-    return message
-
-
-def _batches(parts: tuple[str, ...]) -> list[str]:
-    """Token pieces joined PIECES_PER_DELTA at a time (more for a long answer, at most
-    MAX_DELTAS deltas): the text of each streamed delta."""
-    size = max(PIECES_PER_DELTA, -(-len(parts) // MAX_DELTAS))
-    return ["".join(parts[start:start + size]) for start in range(0, len(parts), size)]
-
-
-def _broken(arguments: tuple[str, ...]) -> tuple[str, ...]:
-    """Arguments cut off half-way (a parser that loses the tail), so they never parse as JSON."""
-    cut = arguments[:len(arguments) // 2]
-    try:
-        json.loads("".join(cut))
-    except ValueError:
-        return cut
-    return ()
-
-
-def _error(status: int, message: str, kind: str, *, headers: dict[str, str] | None = None,
-           **extra: Any) -> JsonReply:
-    return JsonReply(status, {"error": {"message": message, "type": kind, **extra}}, headers or {})
-
-
-def _seconds(value: float) -> str:
-    """Retry-After: whole seconds as an integer, anything else as written."""
-    return str(int(value)) if float(value).is_integer() else str(value)
-
-
-# -- HTTP ------------------------------------------------------------------------------------
-
-class _HTTPServer(LoopbackServer):
-    def __init__(self, address: tuple[str, int], simulator: Simulator):
-        self.simulator = simulator
-        super().__init__(address, _Handler)
-
-
-class _Handler(TrackedHandler):
-    server: _HTTPServer
-
-    def do_GET(self) -> None:
-        self._respond()
-
-    def do_POST(self) -> None:
-        self._respond()
-
-    def _respond(self) -> None:
-        reply = self.server.simulator.handle(self.command, self.path, self.headers.get("Authorization"),
-                                             self._read_body())
-        if isinstance(reply, StreamReply):
-            self._send_stream(reply)
-        else:
-            self._send_json(reply)
-
-    def _read_body(self) -> bytes:
-        try:
-            length = int(self.headers.get("Content-Length", 0))
-        except ValueError:
-            length = -1
-        if length < 0 or "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            self.close_connection = True    # the body's end is unknown, so the connection is unusable
-            return b""
-        return self.rfile.read(length)
-
-    def _identify(self) -> None:
-        # Says which simulator this is, so kvv picks the built-in references made for it.
-        self.send_header(IDENTITY_HEADER, header_value(self.server.simulator.identity))
-
-    def _send_json(self, reply: JsonReply) -> None:
-        data = json.dumps(reply.body).encode()
-        self.send_response(reply.status)
-        self._identify()
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _send_stream(self, reply: StreamReply) -> None:
-        self.send_response(reply.status)
-        self._identify()
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Cache-Control", "no-cache")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
-        for event in reply.events:
-            data = event.encode()
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-        self.wfile.write(b"0\r\n\r\n")
