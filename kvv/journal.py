@@ -28,7 +28,7 @@ class Journal:
 
     def write(self, kind: str, **record: Any) -> None:
         line = {"ts": round(time.time(), 3), "kind": kind, **record}
-        self._put((json.dumps(self.redactor.obj(line), ensure_ascii=False) + "\n").encode("utf-8"))
+        self._put((self.redactor.dumps(line) + "\n").encode("utf-8"))
 
     def _put(self, data: bytes) -> None:
         # No buffer between lines: a signal or crash never leaves half a line behind a whole one.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 MASK = "***"
@@ -13,6 +14,8 @@ class Redactor:
     def __init__(self, *secrets: str | None):
         # Longest first, so a secret that contains another is masked whole.
         self.secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+        # Each as it reads inside a JSON string (escapes and all); still longest first.
+        self._in_json = [json.dumps(s, ensure_ascii=False)[1:-1] for s in self.secrets]
 
     def text(self, value: str) -> str:
         for secret in self.secrets:
@@ -28,3 +31,12 @@ class Redactor:
         if isinstance(value, (list, tuple)):
             return [self.obj(v) for v in value]
         return value
+
+    def dumps(self, value: Any) -> str:
+        """`value` as JSON text (ensure_ascii off) with secrets masked: the text of `obj(value)`,
+        without the deep copy. JSON escapes a string a character at a time, so a secret inside any
+        string of `value` appears in the text exactly as it is written alone."""
+        text = json.dumps(value, ensure_ascii=False)
+        for written in self._in_json:
+            text = text.replace(written, MASK)
+        return text

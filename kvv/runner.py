@@ -515,28 +515,25 @@ class _CheckRun:
             self.journal.write("attempt", check=check_id, item=item.id, digest=digest, judge=True, **info)
 
         async def send(body: dict[str, Any], *, reference: bool = False, judge: bool = False) -> Exchange:
+            sent["requests"] += 1
             self.progress.request_started(check_id)
             try:
-                return await _send(body, reference=reference, judge=judge)
+                if judge:
+                    if self.judge is None:
+                        raise RuntimeError("this item needs a judge endpoint (--judge-base-url)")
+                    ex = await self.judge.chat({**body, "model": self.judge_model}, on_attempt=on_judge_attempt)
+                    from_judge.append(ex)
+                    return ex
+                if not reference:
+                    return await self.client.chat(body, on_attempt=on_attempt)
+                if self.reference is None:
+                    raise RuntimeError("this item needs a reference endpoint (--reference-base-url)")
+                ex = await self.reference.chat({**body, "model": self.reference_model},
+                                               on_attempt=lambda info: on_attempt({**info, "reference": True}))
+                from_reference.append(ex)
+                return ex
             finally:
                 self.progress.request_finished(check_id)
-
-        async def _send(body: dict[str, Any], *, reference: bool, judge: bool) -> Exchange:
-            sent["requests"] += 1
-            if judge:
-                if self.judge is None:
-                    raise RuntimeError("this item needs a judge endpoint (--judge-base-url)")
-                ex = await self.judge.chat({**body, "model": self.judge_model}, on_attempt=on_judge_attempt)
-                from_judge.append(ex)
-                return ex
-            if not reference:
-                return await self.client.chat(body, on_attempt=on_attempt)
-            if self.reference is None:
-                raise RuntimeError("this item needs a reference endpoint (--reference-base-url)")
-            ex = await self.reference.chat({**body, "model": self.reference_model},
-                                           on_attempt=lambda info: on_attempt({**info, "reference": True}))
-            from_reference.append(ex)
-            return ex
 
         internal = False
         async with contextlib.nullcontext() if holding else self.semaphore:

@@ -61,3 +61,24 @@ def test_the_judge_key_appears_nowhere(kvv, simulator, tmp_path):
     assert judge_key not in run.output + run.stderr
     evidence = run.check("beam")["evidence"]
     assert evidence and all("Bearer $KVV_JUDGE_API_KEY" in e["curl"] for e in evidence)
+
+
+def test_journal_lines_mask_a_key_however_json_writes_it(tmp_path):
+    """The journal masks the JSON text it writes: a key with characters JSON escapes (a quote, a
+    backslash, a tab) or writes raw (non-ASCII) is masked as written, in keys and values alike."""
+    import json
+
+    from kvv.journal import Journal
+    from kvv.redact import MASK, Redactor
+
+    keys = ['sk-"quoted"-0001', "sk-back\\slash-02", "sk-tab\there-003", "ключ-секрет-0004", CANARY_KEY]
+    journal = Journal(tmp_path / "journal.jsonl", Redactor(*keys), append=False)
+    for key in keys:
+        journal.write("attempt", detail=f"401: bad key {key}!", usage={key: [key, {"k": key + key}]})
+    journal.close()
+    lines = (tmp_path / "journal.jsonl").read_text(encoding="utf-8").splitlines()
+    for key, line in zip(keys, lines):
+        record = json.loads(line)
+        assert record["detail"] == f"401: bad key {MASK}!"
+        assert record["usage"] == {MASK: [MASK, {"k": MASK * 2}]}
+        assert key not in json.dumps(record, ensure_ascii=False) and key not in line
