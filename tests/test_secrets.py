@@ -77,7 +77,7 @@ def test_journal_lines_mask_a_key_however_json_writes_it(tmp_path):
         journal.write("attempt", detail=f"401: bad key {key}!", usage={key: [key, {"k": key + key}]})
     journal.close()
     lines = (tmp_path / "journal.jsonl").read_text(encoding="utf-8").splitlines()
-    for key, line in zip(keys, lines):
+    for key, line in zip(keys, lines, strict=True):
         record = json.loads(line)
         assert record["detail"] == f"401: bad key {MASK}!"
         assert record["usage"] == {MASK: [MASK, {"k": MASK * 2}]}
