@@ -320,7 +320,8 @@ def pull_request_number(event_path: str | None) -> int:
 
 
 def run_url() -> str | None:
-    parts = [os.environ.get(name, "").rstrip("/") for name in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")]
+    names = ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")
+    parts = [os.environ.get(name, "").rstrip("/") for name in names]
     return f"{parts[0]}/{parts[1]}/actions/runs/{parts[2]}" if all(parts) else None
 
 

@@ -219,7 +219,7 @@ def main() -> None:
     rates: dict[tuple, list[float]] = {(r[0], c, s): [] for r in rows for c, s in settings}
     try:
         for (c, s) in settings:  # warm-up: imports, first connections
-            for label, function, _, _ in rows:
+            for _, function, _, _ in rows:
                 rate(function, url, min(200, args.requests), c, s)
         for _ in range(args.rounds):
             for (c, s) in settings:

@@ -307,11 +307,11 @@ def scenario_rows(scenario: str, runs: list[dict[str, Any]], check: str, alpha: 
 
 def cost_rows(by_scenario: dict[str, list[dict[str, Any]]]) -> list[list[str]]:
     rows = []
+    keys = ("wall_s", "duration_s", "n", "requests", "prompt_tokens", "completion_tokens")
     for scenario, runs in by_scenario.items():
-        def med(key: str) -> float:
-            return statistics.median(r[key] for r in runs)
-        rows.append([scenario, f"{med('wall_s'):.2f}", f"{med('duration_s'):.2f}", f"{med('n'):,.0f}",
-                     f"{med('requests'):,.0f}", f"{med('prompt_tokens'):,.0f}", f"{med('completion_tokens'):,.0f}"])
+        med = {key: statistics.median(r[key] for r in runs) for key in keys}
+        rows.append([scenario, f"{med['wall_s']:.2f}", f"{med['duration_s']:.2f}", f"{med['n']:,.0f}",
+                     f"{med['requests']:,.0f}", f"{med['prompt_tokens']:,.0f}", f"{med['completion_tokens']:,.0f}"])
     return rows
 
 

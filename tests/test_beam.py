@@ -149,7 +149,8 @@ def test_a_context_too_small_for_the_chat_drops_the_front_and_scores_lower(kvv, 
     assert after["mean_prompt_tokens"] < before["mean_prompt_tokens"]
     # Abstentions survive truncation; facts from the chat's front do not.
     assert after["abilities"]["abstention"]["upstream"] == 1.0
-    assert after["abilities"]["information_extraction"]["upstream"] < before["abilities"]["information_extraction"]["upstream"]
+    ability = "information_extraction"
+    assert after["abilities"][ability]["upstream"] < before["abilities"][ability]["upstream"]
 
 
 def test_a_vendor_that_keeps_only_the_end_of_the_prompt_fails(kvv, tmp_path):

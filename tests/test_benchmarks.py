@@ -9,8 +9,10 @@ import pytest
 from kvv.benchmarks import BENCHMARKS, Params, RowError, Score, aime2025, benchmark, mmmu_pro, ocrbench
 from kvv.thinking import thinking_fields
 
-PNG = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC"
-JPEG = "data:image/jpeg;base64,/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAP//////////////////////////////////////////////////////////////////////////////////////2gAIAQEAAD8AN//Z"
+PNG = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLv"
+       "AAAAAElFTkSuQmCC")
+JPEG = ("data:image/jpeg;base64,/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAP" + "/" * 86
+        + "2gAIAQEAAD8AN//Z")
 K3_THINKING = Params(model="kimi-k3", max_tokens=16384, temperature=1.0, top_p=0.95,
                      thinking={"thinking": {"type": "enabled", "keep": "all", "effort": "max"}})
 
@@ -38,7 +40,8 @@ def test_registry_names_upstreams_three_benchmarks_and_datasets():
 def test_params_from_a_profile_row_in_each_think_format():
     spec = {"temperature": 1.0, "top_p": 0.95, "max-tokens": 98304, "effort": "max"}
     kimi = Params.for_mode("kimi-k3", spec, think_mode="kimi", mode="thinking")
-    assert kimi == Params("kimi-k3", 98304, 1.0, 0.95, {"thinking": {"type": "enabled", "keep": "all", "effort": "max"}})
+    thinking = {"thinking": {"type": "enabled", "keep": "all", "effort": "max"}}
+    assert kimi == Params("kimi-k3", 98304, 1.0, 0.95, thinking)
     opensource = Params.for_mode("m", spec, think_mode="opensource", mode="thinking", stream=True)
     assert opensource.thinking == {"chat_template_kwargs": {"thinking": True, "preserve_thinking": True,
                                                             "thinking_effort": "max"}}
@@ -139,7 +142,8 @@ def test_mmmu_request_is_the_images_in_order_then_question_options_and_instructi
 def test_mmmu_options_as_the_dataset_ships_them_a_python_list_string():
     row = mmmu_row(options="['<image 1>', \"it's 2\", '3']")
     assert "\nA. <image 1>\nB. it's 2\nC. 3\n\n" in mmmu_pro.question_text(row)
-    assert mmmu_pro.score(row, "Answer: C").correct is False and mmmu_pro.score({**row, "answer": "c"}, "Answer: C").correct
+    assert mmmu_pro.score(row, "Answer: C").correct is False
+    assert mmmu_pro.score({**row, "answer": "c"}, "Answer: C").correct
 
 
 def test_mmmu_rows_that_cannot_be_asked_name_the_field():

@@ -697,7 +697,8 @@ def test_key_not_in_connection_error():
     "reply, stream",
     [
         # Messages that quote vendor text cut it; the cut must not fall inside the key.
-        (Reply(200, b"", {"Content-Type": "text/event-stream"}, [b"data: {" + b"x" * 185 + KEY.encode() + b"\n\n"]), True),
+        (Reply(200, b"", {"Content-Type": "text/event-stream"},
+               [b"data: {" + b"x" * 185 + KEY.encode() + b"\n\n"]), True),
         (Reply(200, b"", {"Content-Type": "text/event-stream"},
                [b"data: " + json.dumps({"error": "x" * 280 + KEY}).encode() + b"\n\n"]), True),
         (json_reply({"error": "x" * 290 + KEY}), False),

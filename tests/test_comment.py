@@ -87,7 +87,8 @@ def test_the_digest_round_trips_and_is_small_and_versioned():
     assert data["v"] == 1
     assert comment.parse_digest(line.replace(":v1:", ":v2:")) is None
     assert comment.parse_digest("<!-- kvv-digest:v1:not base64! -->") is None
-    assert comment.parse_digest("<!-- kvv-digest:v1:" + base64.b64encode(b'{"v":1,"checks":[]}').decode() + " -->") is None
+    digest = base64.b64encode(b'{"v":1,"checks":[]}').decode()
+    assert comment.parse_digest("<!-- kvv-digest:v1:" + digest + " -->") is None
     assert comment.parse_digest(None) is None and comment.parse_digest("no digest here") is None
 
 

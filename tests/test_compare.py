@@ -50,7 +50,7 @@ def test_compares_real_runs(kvv, runs, tmp_path):
     host = re.match(r"http://([^/]+)/", hosted.results["target"]["base_url"]).group(1)
     assert [r[0] for r in rows[1:]] == ["kvv simulator (faults: none)", "kvv simulator (faults: ignore-temperature)",
                                         host]
-    cells = {row[0]: dict(zip(header[1:], row[1:])) for row in rows[1:]}
+    cells = {row[0]: dict(zip(header[1:], row[1:], strict=True)) for row in rows[1:]}
     assert cells["kvv simulator (faults: none)"]["verdict"] == "✅ pass"
     assert cells["kvv simulator (faults: ignore-temperature)"]["verdict"] == "❌ fail"
     assert cells["kvv simulator (faults: ignore-temperature)"]["`param-temperature`"] == "❌ fail 0.4 [0.168, 0.687]"

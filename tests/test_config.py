@@ -67,7 +67,8 @@ def test_insecure_http_to_a_remote_host_needs_opt_in(kvv):
 
 def test_bad_profile_file(kvv, tmp_path):
     profile = write(tmp_path, "id: mine\nthinking: {modes: [thinking], default: thinking}\n"
-                              "parameters:\n  temperature:\n    thinking: {equals: 1.0, accept: [1.0], reject: [1.0]}\n",
+                              "parameters:\n  temperature:\n"
+                              "    thinking: {equals: 1.0, accept: [1.0], reject: [1.0]}\n",
                     "mine.yaml")
     run = kvv("plan", "--profile", profile, "--base-url", "http://127.0.0.1:9/v1", "--model", "m")
     assert run.exit_code == 2

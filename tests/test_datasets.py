@@ -483,7 +483,7 @@ def test_pull_and_list_through_the_cli(stand_in, kvv, environment):
     for dataset, config, rows, images in [("echo840/OCRBench", "default", 40, 40),
                                           ("MMMU/MMMU_Pro", "standard (10 options)", 30, 40),
                                           ("math-ai/aime25", "default", 30, 0)]:
-        line = next(l for l in lines if l.startswith(dataset))
+        line = next(text for text in lines if text.startswith(dataset))
         assert config in line and f" {rows} " in line and f" {images} " in line and line.endswith("ok")
     as_json = json.loads(kvv("datasets", "list", "--json").output)
     assert as_json["cache"] == str(environment) and len(as_json["datasets"]) == 3

@@ -112,7 +112,8 @@ def test_healthy_simulated_vendor_passes(tmp_path):
     jsonschema.validate(results, RESULTS_SCHEMA)
     assert results["target"]["simulated"] is True
     assert run.summary.startswith("![kvv · kimi-k3 | ") and "-brightgreen)" in run.summary.split("\n", 1)[0]
-    assert run.summary.split("\n\n", 1)[1].startswith("## ✅ kvv: PASS — kimi-k3 at kvv's simulated vendor")  # after the badge
+    after_badge = run.summary.split("\n\n", 1)[1]
+    assert after_badge.startswith("## ✅ kvv: PASS — kimi-k3 at kvv's simulated vendor")
     assert "**Simulated:**" in run.summary
     assert run.summary == (run.workspace / "kvv-out" / "summary.md").read_text()
     after = assert_commands_stopped_around_kvv_output(run)
@@ -139,7 +140,8 @@ def test_a_vendor_that_ignores_temperature_fails_with_annotations(tmp_path, faul
 
 def test_findings_are_anchored_to_the_config_file(tmp_path):
     (tmp_path / "workspace").mkdir()
-    config = "# kvv settings\nconcurrency: 2\nchecks:\n  param-top-p:\n    enabled: true\n  param-temperature:\n    enabled: true\n"
+    config = ("# kvv settings\nconcurrency: 2\nchecks:\n  param-top-p:\n    enabled: true\n"
+              "  param-temperature:\n    enabled: true\n")
     (tmp_path / "workspace" / "kvv.yaml").write_text(config)
     run = run_action(tmp_path, {"simulate": "true", "simulate-faults": "ignore-temperature",
                                 "config": "kvv.yaml"})
@@ -463,8 +465,8 @@ def test_every_input_maps_to_a_kvv_run_option_with_the_same_default():
                                text=True, timeout=TIMEOUT, check=True).stdout
     run_params = {p.opts[0]: p for p in cli.commands["run"].params}
     # Keys reach kvv through its environment (KVV_API_KEY, KVV_REFERENCE_API_KEY), never argv.
-    special = {"api-key": "--api-key-env", "reference-api-key": "--reference-base-url", "judge-api-key": "--judge-base-url",
-               "output-dir": "--output-dir", "simulate-faults": "--sim-fault"}
+    special = {"api-key": "--api-key-env", "reference-api-key": "--reference-base-url",
+               "judge-api-key": "--judge-base-url", "output-dir": "--output-dir", "simulate-faults": "--sim-fault"}
     mapped = {**entrypoint.OPTIONS, **entrypoint.FLAGS, **special}
     assert set(action_inputs()) == set(mapped) | set(entrypoint.ACTION_ONLY)
     for name, spec in action_inputs().items():

@@ -65,7 +65,7 @@ def _filtered(kind: int, row: bytes, previous: bytes, bpp: int) -> bytes:
 def _png(width: int, rows: list[bytes], color: int, kinds: list[int]) -> bytes:
     bpp = {0: 1, 2: 3}[color]
     raw, previous = b"", bytes(width * bpp)
-    for kind, row in zip(kinds, rows):
+    for kind, row in zip(kinds, rows, strict=True):
         raw += bytes([kind]) + (row if kind == 0 else _filtered(kind, row, previous, bpp))
         previous = row
 
@@ -197,7 +197,7 @@ def test_a_control_answered_with_the_code_is_a_finding():
     def records(send):
         outcomes = [asyncio.run(item.run(send)) for item in items]
         return [{"id": i.id, "verdict": o.verdict, "message": o.message, "data": o.data}
-                for i, o in zip(items, outcomes)]
+                for i, o in zip(items, outcomes, strict=True)]
 
     code = items[0].expects["codes"][0]
     leaked = records(leaking(f"The code is {code}."))
@@ -218,7 +218,8 @@ def test_paired_against_a_healthy_reference(kvv, simulator, tmp_path):
     assert healthy.exit_code == 0, healthy.output
     check = healthy.check("image-ladder")      # 40 agreeing pairs a rung cannot always show a 0.1 tolerance
     assert check["verdict"] in ("pass", "inconclusive") and "the reference endpoint" in check["details"]["against"]
-    assert not any(row["verdict"] == "fail" for row in check["details"]["rungs"]) and check["metric"]["design"] == "paired"
+    assert not any(row["verdict"] == "fail" for row in check["details"]["rungs"])
+    assert check["metric"]["design"] == "paired"
     assert healthy.results["totals"]["requests"] == 2 * (check["n"] - 1) + 1     # the control goes to the vendor only
     dropped = kvv("run", "--base-url", simulator("kimi-k3", "image-dropped").url, "--model", "kimi-k3", "--only",
                   "image-ladder", "--reference-base-url", official.url, "--config", small, out="dropped")

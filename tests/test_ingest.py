@@ -95,7 +95,8 @@ def test_no_seed_turns_the_near_report_into_a_fail(kvv):
 
 
 def test_the_seed_orders_the_items_and_nothing_else(kvv):
-    first, again, other = (check(ingest(kvv, NEAR, "--seed", s, out=o)) for s, o in (("3", "a"), ("3", "b"), ("4", "c")))
+    runs = (("3", "a"), ("3", "b"), ("4", "c"))
+    first, again, other = (check(ingest(kvv, NEAR, "--seed", s, out=o)) for s, o in runs)
     assert [i["id"] for i in first["items"]] == [i["id"] for i in again["items"]]
     assert [i["id"] for i in first["items"]] != [i["id"] for i in other["items"]]
     assert sorted(i["id"] for i in first["items"]) == sorted(i["id"] for i in other["items"])

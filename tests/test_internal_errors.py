@@ -53,7 +53,7 @@ def test_a_crash_is_internal_not_the_vendors_outage(simulate, tmp_path, in_summa
         crashed = next(i for i in check["items"] if i["id"] == "crashes")
         assert crashed["internal"] is True and "kvv internal error (a bug in kvv" in crashed["message"]
     journal = (tmp_path / "out" / "journal.jsonl").read_text()
-    tracebacks = [json.loads(l) for l in journal.splitlines() if '"kind": "internal"' in l]
+    tracebacks = [json.loads(line) for line in journal.splitlines() if '"kind": "internal"' in line]
     assert len(tracebacks) == 1 and "Traceback (most recent call last)" in tracebacks[0]["traceback"]
     assert SECRET not in journal and SECRET not in json.dumps(results)
     assert "kvv internal errors:** 1" in render_markdown(results)

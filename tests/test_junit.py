@@ -52,7 +52,7 @@ def test_one_suite_per_check_one_testcase_per_item():
     assert_well_formed(root)
     suites = root.findall("testsuite")
     assert [s.get("name") for s in suites] == [c["id"] for c in results["checks"]]
-    for suite, check in zip(suites, results["checks"]):
+    for suite, check in zip(suites, results["checks"], strict=True):
         assert [c.get("name") for c in suite.findall("testcase")] == [i["id"] for i in check["items"]]
         assert [outcome(c) for c in suite.findall("testcase")] == \
             [{"pass": "pass", "fail": "failure"}[i["verdict"]] for i in check["items"]]

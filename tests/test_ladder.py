@@ -35,8 +35,8 @@ def test_items_go_round_robin_over_rungs():
 
 
 def test_every_rung_sound_passes():
-    summary = summarize("long-output", rungs_of, "exact copying")(records(dict.fromkeys([r.label for r in RUNGS], 1.0), 30),
-                                                                   context())
+    sound = records(dict.fromkeys([r.label for r in RUNGS], 1.0), 30)
+    summary = summarize("long-output", rungs_of, "exact copying")(sound, context())
     assert summary.verdict == PASS
     assert summary.details["breaks_at"] is None
     assert [row["verdict"] for row in summary.details["rungs"]] == [PASS] * 3

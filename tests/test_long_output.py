@@ -69,7 +69,8 @@ def test_capped_generation_is_named_truncated_with_finish_reason_length(kvv, tmp
     assert "outputs cut at ≈ 300 tokens with finish_reason length" in check["message"]
     assert "a gateway capping generation" in check["message"]
     at_512 = check["details"]["kinds"]["512 tokens"]
-    assert at_512["truncated"] > 0 and at_512["corrupted"] == 0 and at_512["truncated_by"] == {"length": at_512["truncated"]}
+    assert at_512["truncated"] > 0 and at_512["corrupted"] == 0
+    assert at_512["truncated_by"] == {"length": at_512["truncated"]}
     assert at_512["median_truncation_tokens"] == 300
     assert f"512 tokens: {at_512['truncated']} truncated (median end at 300 tokens, finish_reason length" \
         in check["details"]["copies"]          # the per-rung reading as the reports show it
@@ -212,9 +213,9 @@ def test_the_fault_catalogue_names_the_probe(fault):
 
 def test_resume_reuses_finished_copies_with_the_same_verdict(kvv, tmp_path):
     settings = config(tmp_path, rungs=[128, 512])
-    first = kvv("run", "--simulate", "--only", "long-output", "--config", settings, "--sim-fault", "truncate-output=300")
-    again = kvv("run", "--simulate", "--only", "long-output", "--config", settings, "--sim-fault", "truncate-output=300",
-                "--resume")
+    args = ("run", "--simulate", "--only", "long-output", "--config", settings, "--sim-fault", "truncate-output=300")
+    first = kvv(*args)
+    again = kvv(*args, "--resume")
     assert first.exit_code == again.exit_code == 1
     assert probe(again)["message"] == probe(first)["message"]
     assert all(i["resumed"] for i in probe(again)["items"])

@@ -165,7 +165,7 @@ def test_terminal_report():
     text = render_terminal(fixture("fail"), paths={"results": Path("kvv-out/results.json")})
     lines = text.splitlines()
     assert lines[0].startswith("kvv 0.1.0 · preflight · kimi-k3 at 127.0.0.1:8123")
-    assert any(re.match(r"param-temperature\s+FAIL\s+6/8\s+pass_rate 0.75 \[0.41, 0.93\]", l) for l in lines)
+    assert any(re.match(r"param-temperature\s+FAIL\s+6/8\s+pass_rate 0.75 \[0.41, 0.93\]", line) for line in lines)
     assert "✗ param-temperature: reject temperature=1.1 [thinking]: temperature=1.1 was accepted" in text
     assert "(+1 more)" in text
     assert "FAIL (exit 1) · 4 checks · 14 items · 20 requests · 3.2 s" in text

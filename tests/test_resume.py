@@ -6,7 +6,7 @@ import json
 
 
 def item_lines(journal):
-    return [json.loads(l) for l in journal.read_text().splitlines() if '"kind": "item"' in l]
+    return [json.loads(line) for line in journal.read_text().splitlines() if '"kind": "item"' in line]
 
 
 def run(kvv, url, *args, **kwargs):
@@ -43,7 +43,7 @@ def test_resume_finishes_an_interrupted_run(kvv, simulator):
     # Keep the first half of the journal, the last line cut mid-write as a hard kill would leave it.
     kept = lines[: len(lines) // 2]
     journal.write_text("\n".join(kept) + "\n" + lines[len(lines) // 2][:20])
-    finished = len([l for l in kept if '"kind": "item"' in l])
+    finished = len([line for line in kept if '"kind": "item"' in line])
     before = sim.stats["requests"]
     resumed = run(kvv, sim.url, "--resume")
     assert resumed.exit_code == 0, resumed.output

@@ -52,7 +52,7 @@ def test_wealth_steps_by_hand_pass_side():
     assert lam4 < F(5, 4)
     expected = [F(16, 13), F(16, 13) * F(7, 4), F(16, 13) * F(7, 4) / 2, F(16, 13) * F(7, 4) / 2 * (1 + lam4 * (1 - m))]
     test = BettingTest(0.4, 0.4, alpha=1e-9)
-    for y, wealth in zip([1, 1, 0, 1], expected):
+    for y, wealth in zip([1, 1, 0, 1], expected, strict=True):
         test.update(y)
         assert test.e_pass == pytest.approx(float(wealth), abs=1e-12)
         assert test.e_fail == 1.0
@@ -105,7 +105,7 @@ def test_eb_sequence_matches_a_direct_transcription():
     lams = [min(math.sqrt(2 * log_term / (sigma2(t - 1) * t * math.log(1 + t))), 0.5) for t in range(1, 61)]
     assert min(lams) < 0.5
     penalty = sum(4 * (ys[i] - mu(i)) ** 2 * (-math.log(1 - lams[i]) - lams[i]) / 4 for i in range(60))
-    centre = sum(l * y for l, y in zip(lams, ys)) / sum(lams)
+    centre = sum(lam * y for lam, y in zip(lams, ys, strict=True)) / sum(lams)
     half = (log_term + penalty) / sum(lams)
     lower, upper = eb_confidence_sequence(ys, alpha=alpha)[-1]
     assert lower == pytest.approx(centre - half, abs=1e-12) and upper == pytest.approx(centre + half, abs=1e-12)
@@ -147,7 +147,7 @@ def test_confidence_sequence_covers_at_all_times():
         missed = 0
         for seed in range(200):
             test = BettingTest(0.5, 0.5, alpha=1e-12, interval_alpha=alpha)
-            for _, y in zip(range(300), draw(seed)):
+            for _, y in zip(range(300), draw(seed), strict=False):
                 test.update(y)
                 lower, upper = test.interval()
                 if not lower <= mean <= upper:
@@ -157,7 +157,7 @@ def test_confidence_sequence_covers_at_all_times():
 
 
 def test_certifiable_margin_agrees_with_the_verdict_and_is_monotone():
-    ys = list(zip(range(1000), bernoulli_draw(0.89)(7)))
+    ys = list(zip(range(1000), bernoulli_draw(0.89)(7), strict=False))
     ys = [y for _, y in ys]
     tests = [OneSample(0.89, 0.05, 0.01, observations=ys[:n]) for n in (200, 400, 600, 800, 1000)]
     margins = [t.certifiable_margin() for t in tests]
@@ -172,7 +172,7 @@ def test_certifiable_margin_agrees_with_the_verdict_and_is_monotone():
     assert OneSample(0.89, 0.05, 0.001, observations=ys).certifiable_margin() > tau
     # The rejected margins form an interval [0, bound) on a fine grid (the search does not
     # assume it, but the bound is only as tight as that).
-    for stream in (ys, [y for _, y in zip(range(600), _three_point(0.0, 0.1)(2))]):
+    for stream in (ys, [y for _, y in zip(range(600), _three_point(0.0, 0.1)(2), strict=False)]):
         steps = _steps(stream)
         rejected = [_reaches(steps, j / 1000, 100, 0.5) for j in range(1, 1000)]
         first_kept = rejected.index(False)
@@ -279,7 +279,7 @@ def test_errored_items_blur_never_fake():
     # A gross fault still fails through errors (they count as successes for FAIL).
     draw = bernoulli_draw(0.4)(3)
     gross = BettingTest(0.84, 0.84, 0.01)
-    for i, y in zip(range(200), draw):
+    for i, y in zip(range(200), draw, strict=False):
         gross.update(None if i % 10 == 0 else y)
     assert gross.verdict == "fail"
     # Paired: the vendor's missing score is a wrong answer for PASS, a right one for FAIL.

@@ -161,7 +161,7 @@ def test_configured_accuracy_per_benchmark(bench):
 def test_two_healthy_instances_agree_on_most_items_and_differ_on_a_few(bench, healthy):
     first = [score.correct for score, _ in healthy["ocrbench"]]
     second = [score.correct for score, _ in run(bench(seed=2), "ocrbench")]
-    discordant = sum(a != b for a, b in zip(first, second)) / len(first)
+    discordant = sum(a != b for a, b in zip(first, second, strict=True)) / len(first)
     assert 0.01 <= discordant <= 0.15
 
 
@@ -251,7 +251,7 @@ def test_accuracy_drop_lowers_accuracy_by_the_drop_on_the_items_it_knew(bench, h
     dropped = run(bench("accuracy-drop=0.45"), "ocrbench")
     assert abs(accuracy(dropped) - (DEFAULT_ACCURACY["ocrbench"] - 0.45)) <= 0.06
     # Lost items are among those the healthy model got right: it does not gain new ones (but for noise).
-    gained = sum(not h.correct and d.correct for (h, _), (d, _) in zip(healthy["ocrbench"], dropped))
+    gained = sum(not h.correct and d.correct for (h, _), (d, _) in zip(healthy["ocrbench"], dropped, strict=True))
     assert gained <= 0.05 * len(dropped)
     assert abs(accuracy(run(bench("accuracy-drop=0.3"), "mmmu-pro")) - (DEFAULT_ACCURACY["mmmu-pro"] - 0.3)) <= 0.06
 

@@ -114,7 +114,7 @@ def test_wrap_strips_default_keywords_only():
 
 
 def test_every_upstream_case_wraps_to_a_valid_schema_whose_refs_resolve():
-    for line, case in load_cases(str(UPSTREAM_CASES)):
+    for _line, case in load_cases(str(UPSTREAM_CASES)):
         wrapped = wrap(case)
         Draft202012Validator.check_schema(wrapped)
         list(Draft202012Validator(wrapped).iter_errors({"value": {}}))    # no unresolvable $ref
@@ -218,7 +218,8 @@ def answer(*calls, status=200, error=None, finish="tool_calls", content=None) ->
                   for i, (name, a) in enumerate(calls)]
     choices = [] if error or status != 200 else [Choice(0, Message(content=content, tool_calls=tool_calls), finish)]
     return Exchange(request={}, status=status, error=error, error_detail="detail" if error else "",
-                    choices=choices, error_body={"error": {"message": "schema not supported"}} if (status or 0) >= 400 else None)
+                    choices=choices,
+                    error_body={"error": {"message": "schema not supported"}} if (status or 0) >= 400 else None)
 
 
 def judged(ex: Exchange, mode: str = "stream"):
