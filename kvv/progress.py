@@ -147,11 +147,14 @@ class _Tallying(Progress):
 
 
 def finished_line(check_id: str, tally: Tally) -> str:
-    """kvv: tool-schema PASS 408/408 items, 412 requests, 1.2M tokens, 41.3 s"""
+    """kvv: tool-schema PASS 408/408 items, 412 requests, 1.2M tokens, 41.3 s
+    (and, when any item did not pass: kvv: tool-schema FAIL 408/408 items (401 pass, 7 fail), ...)"""
     result = tally.result or {}
     n, planned = result.get("n", tally.done), result.get("planned", tally.planned)
     tokens = sum(v for v in (result.get("tokens") or {}).values() if isinstance(v, int)) or tally.tokens
     notes = []
+    if tally.verdicts["fail"] or tally.verdicts["error"]:     # "3/3 items" alone would read as all passed
+        notes += [f"{count} {verdict}" for verdict, count in tally.verdicts.items() if count]
     if tally.reused:
         notes.append(f"{tally.reused} reused")
     if result.get("stopped_early"):

@@ -193,7 +193,8 @@ def test_sinks_report_what_they_were_told():
     assert stream.getvalue() == ""                                    # nothing until the check ends
     plain.check_finished("tool-schema", {"verdict": "fail", "n": 3, "planned": 3, "duration_s": 41.26,
                                          "tokens": {"prompt_tokens": 1_200_000, "completion_tokens": 20}})
-    assert stream.getvalue() == "kvv: tool-schema FAIL 3/3 items (1 reused), 2 requests, 1.2M tokens, 41.3 s\n"
+    assert stream.getvalue() == ("kvv: tool-schema FAIL 3/3 items (2 pass, 1 fail, 1 reused), 2 requests, "
+                                 "1.2M tokens, 41.3 s\n")
 
 
 def test_a_broken_stderr_never_stops_a_run():
