@@ -237,7 +237,8 @@ def _records(records: list[Any], source: str) -> list[Instance]:
     """Task results: DeepSWE's analysis records or {id field, outcome field} objects."""
     if not records:
         raise ConfigError("empty list: no task results, so there is nothing to judge", source=source)
-    instances, seen = [], {}
+    instances: list[Instance] = []
+    seen: dict[str, str] = {}          # task id -> where it first appears
     for index, record in enumerate(records):
         where = f"[{index}]"
         if not isinstance(record, dict):
@@ -350,9 +351,12 @@ def summarize(records: list[dict[str, Any]], ctx: Context) -> Summary:
     message = _sentence(test.verdict, n, metric)
     if errored:
         message += f"; {errored} errored or not run, counted unresolved"
-        if test.verdict == FAIL and _test(records, ctx, unknown_errors=True).verdict != FAIL:
-            message += " — the FAIL rests on them: evaluate those instances again"
-            details["fail_rests_on_errors"] = True
+        if test.verdict == FAIL:
+            recheck = _test(records, ctx, unknown_errors=True)
+            assert recheck is not None   # the same reference as `test`, which exists
+            if recheck.verdict != FAIL:
+                message += " — the FAIL rests on them: evaluate those instances again"
+                details["fail_rests_on_errors"] = True
     return Summary(test.verdict, metric, details, message)
 
 

@@ -34,9 +34,10 @@ class PlannedCheck:
     @property
     def token_ceiling(self) -> int | None:
         """Completion tokens at most; None when some request leaves it to the server."""
-        if any(item.token_ceiling is None for item in self.items):
+        ceilings = [item.token_ceiling for item in self.items if item.token_ceiling is not None]
+        if len(ceilings) < len(self.items):
             return None
-        return sum(item.token_ceiling for item in self.items)
+        return sum(ceilings)
 
     @property
     def prompt_tokens(self) -> int | None:

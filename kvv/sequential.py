@@ -716,8 +716,9 @@ def _quantile(values: Sequence[float], q: float) -> int | None:
 
 def summarize(tests: Sequence[Test], *, max_items: int, verdict: str | None = None) -> Plan:
     """Plan of `tests` (already run): items to `verdict` (any verdict if None)."""
-    items = [float(t.decided_at) if t.decided and (verdict is None or t.verdict == verdict) else math.inf
-             for t in tests]
+    # decided_at is set exactly when a test decides (BettingTest.update), so it stands for `decided`.
+    items = [float(t.decided_at) if t.decided_at is not None and (verdict is None or t.verdict == verdict)
+             else math.inf for t in tests]
     counts: dict[str, int] = {}
     for t in tests:
         counts[t.verdict] = counts.get(t.verdict, 0) + 1

@@ -28,7 +28,7 @@ def check_result(check: Check, context: Context, records: list[dict[str, Any]], 
     if unfinished:
         verdict = ERROR
         metric = _no_metric()
-        details = {"unfinished": unfinished}
+        details: dict[str, Any] = {"unfinished": unfinished}
     elif check.summarize is not None:
         try:
             summary = check.summarize(records, context)

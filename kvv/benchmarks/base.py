@@ -8,7 +8,7 @@ chat request body and an answer text into a Score.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, overload
 
 from ..thinking import thinking_fields
 
@@ -94,6 +94,10 @@ def text_part(text: str) -> dict[str, Any]:
     return {"type": "text", "text": text}
 
 
+@overload
+def image_url(row: dict[str, Any], name: str, *, required: Literal[True]) -> str: ...
+@overload
+def image_url(row: dict[str, Any], name: str, *, required: bool) -> str | None: ...
 def image_url(row: dict[str, Any], name: str, *, required: bool) -> str | None:
     """The row's image `name` as the data URL the dataset layer gives (`data:<mime>;base64,...`)."""
     value = row.get(name)

@@ -16,8 +16,8 @@ from ..thinking import thinking_fields
 from ..verdict import ERROR, FAIL, PASS, TRANSIENT_CLASSES
 
 PROMPT = "Say 'OK' and nothing else."
-# The fields that make a request streamed, with usage in the stream.
-STREAM = {"stream": True, "stream_options": {"include_usage": True}}
+# The fields that make a request streamed, with usage in the stream (request fields, typed as the bodies are).
+STREAM: dict[str, Any] = {"stream": True, "stream_options": {"include_usage": True}}
 # For checks that need an answer longer than a few tokens.
 LONG_PROMPT = "Write the numbers from 1 to 100 in words, separated by commas."
 CONTROL_MAX_TOKENS = 16
@@ -87,7 +87,7 @@ class Item:
             ex = await send(body)
             exchanges.append(ex)
             if self.control is not None and ex.error == "server_error":
-                return await self._server_error_instead_of_rejection(send, ex)
+                return await self._server_error_instead_of_rejection(send, ex, self.control)
             problem = unusable(ex)
             if problem is not None:
                 return problem
@@ -95,10 +95,13 @@ class Item:
         return self.judge(exchanges)
 
 
-    async def _server_error_instead_of_rejection(self, send: Send, ex: Exchange) -> Outcome:
-        control = await send(self.control)
+    async def _server_error_instead_of_rejection(self, send: Send, ex: Exchange,
+                                                 control_body: dict[str, Any]) -> Outcome:
+        control = await send(control_body)
         if not control.ok:
-            return transport_problem(ex)
+            problem = transport_problem(ex)
+            assert problem is not None   # ex.error is "server_error" (the caller's guard), so there is one
+            return problem
         return Outcome(FAIL, f"answered HTTP {ex.status} on every one of {ex.attempts} attempts where the contract "
                              f"requires a rejection (HTTP 400), while a valid request sent right after was answered "
                              f"HTTP {control.status}", ex)

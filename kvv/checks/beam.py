@@ -402,6 +402,7 @@ def _run(q: Question, history: list[dict[str, str]], params: Params, judge_param
                 break
             refusals += 1
             limit = int(estimate([m["content"] for m in sent["messages"]], ratio.value) * SHRINK)
+        assert ex is not None and sent is not None   # the loop above runs at least once
         chars = _sent_chars(sent)
         facts.update(dropped_messages=dropped, kept_messages=len(sent["messages"]) - 1, refusals_for_length=refusals,
                      prompt_tokens_estimated=estimate([m["content"] for m in sent["messages"]], ratio.value),
@@ -418,7 +419,7 @@ def _run(q: Question, history: list[dict[str, str]], params: Params, judge_param
             return Outcome(FAIL, f"no answer: {unanswered}", ex,
                            {**facts, "score": 0, "fractional": 0.0, "no_answer": unanswered})
         ratio.learn(chars, facts["prompt_tokens"])
-        response = (ex.message.content or "").strip()
+        response = (ex.reply.content or "").strip()   # answer_problem found an answer (above)
         ours = await _scored(send, q, response, judge_params, ex, facts)
         if isinstance(ours, Outcome):
             return ours

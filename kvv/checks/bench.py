@@ -200,7 +200,7 @@ def _feed(test: OneSample | Paired, record: dict[str, Any]) -> None:
 def _settled(check_id: str):
     # The runner asks before every item with a longer prefix of the same run: feed only what is
     # new (rebuilding the test each time would cost O(n²) for a 1,000-item benchmark).
-    running: dict[int, tuple[Context, int, OneSample | None]] = {}
+    running: dict[int, tuple[Context, int, OneSample | Paired | None]] = {}
 
     def settled(records: list[dict[str, Any]], ctx: Context) -> bool:
         entry = running.get(id(ctx))
@@ -221,7 +221,7 @@ def _summarize(check_id: str):
         scores = [(r.get("data") or {}).get("score") for r in records]
         known = [s for s in scores if s is not None]
         accuracy = sum(known) / len(known) if known else None
-        details = {"scored": len(known), "errored": len(scores) - len(known),
+        details: dict[str, Any] = {"scored": len(known), "errored": len(scores) - len(known),
                    "unparsed": sum(1 for r in records if (r.get("data") or {}).get("unparsed"))}
         test = _test(records, ctx, check_id)
         if test is None:

@@ -400,6 +400,7 @@ def _second(ex: Exchange, first: str, second: str, depth: float) -> dict[str, An
 
 def _over_limit(ctx: Context, expects: dict[str, Any], calibration: Calibration):
     limit, statuses = _limit(ctx), tuple(ctx.profile.rejection_statuses or (400,))
+    assert limit is not None   # this item is built only where the profile sets a limit (_over_limit_tokens)
 
     async def run(send: Send) -> Outcome:
         ratio = await calibration.settled(send, ctx, expects["mode"])

@@ -24,8 +24,8 @@ from .cases import STREAM_MODES, load_yaml_file
 THINKING_FIELDS = ("thinking", "reasoning_effort", "chat_template_kwargs")
 CASE_KEYS = {"id", "requires", "mode", "request", "expect"}
 MODES = ("thinking", "non-thinking")
-JSON_TYPES = {"string": str, "number": (int, float), "integer": int, "boolean": bool,
-              "object": dict, "array": list, "null": type(None)}
+JSON_TYPES: dict[str, type | tuple[type, ...]] = {"string": str, "number": (int, float), "integer": int,
+                                                  "boolean": bool, "object": dict, "array": list, "null": type(None)}
 
 
 # -- expectations ------------------------------------------------------------------------------
@@ -149,7 +149,8 @@ EXPECTATIONS: dict[str, tuple[Callable[[Any], bool], Callable[[Exchange, Any], s
 STATUSES = (200, 400)   # 200: any success; 400: a rejection
 
 
-def _names(ex: Exchange) -> list[str]:
+def _names(ex: Exchange) -> list[str | None]:
+    """The called tools' names, in order; None for a call that names none (the expectations show it as such)."""
     return [(call.get("function") or {}).get("name") for call in (ex.message.tool_calls if ex.message else [])]
 
 

@@ -127,7 +127,8 @@ class _Tests:
     def feed(self, records: list[dict[str, Any]]) -> None:
         for record in records[self.fed:]:
             data = record.get("data") or {}
-            test = self.tests.get(data.get("rung"))
+            rung = data.get("rung")   # the tests are keyed by label: a record without a rung feeds none
+            test = None if rung is None else self.tests.get(rung)
             if test is not None:
                 _feed(test, data)
         self.fed = len(records)

@@ -231,6 +231,7 @@ def judged(lines: list[str], ex: Exchange) -> dict[str, Any]:
     assert ex.message is not None
     compared = compare(lines, ex.message.content or "", ex.finish_reason, cut=cut)
     if cut:
+        assert problem is not None   # a copy is cut only where the transport had a problem (above)
         compared["cut"] = problem.message
     if compared["diverges_at"] is not None:
         compared["diverges_at"]["token"] = _in_vendor_tokens(compared, facts, ex.finish_reason)
@@ -263,7 +264,7 @@ def compare(lines: list[str], text: str, finish_reason: str | None, *, cut: bool
     """Kind (exact, truncated: a clean prefix; corrupted: diverges), the first diverging
     position and the share of lines right (matched by their numbers)."""
     expected, got = "\n".join(lines), normalised(text)
-    by_number = {}
+    by_number: dict[str, str] = {}
     for row in got.split("\n"):
         number, _, _ = row.partition(" ")
         by_number.setdefault(number, row)
@@ -355,8 +356,8 @@ def _signature(datas: list[dict[str, Any]], scale: float) -> str:
         share = f", median {right:.1%} of lines right" if right is not None else ""
         return f"{len(wrong)} of {len(datas)} copies not exact{share}"
     if len(corrupted) >= len(truncated) and corrupted:
-        at = statistics.median(_divergence(d, scale) for d in corrupted)
-        return (f"outputs garbled after ≈ {_tokens(at)} tokens ({len(corrupted)} corrupted): the signature of a "
+        garbled = statistics.median(_divergence(d, scale) for d in corrupted)
+        return (f"outputs garbled after ≈ {_tokens(garbled)} tokens ({len(corrupted)} corrupted): the signature of a "
                 f"KV-cache or quantisation fault at length")
     if truncated:
         by_length = [d for d in truncated if d.get("finish_reason") == "length" and not d.get("cut")]

@@ -99,7 +99,7 @@ def _grows(exchanges: list[Exchange]) -> Outcome:
             return problem
     short, long = (tokens(e, "prompt_tokens") for e in exchanges)
     ex = exchanges[1]
-    data = {"short": short, "long": long, "delta": None if None in (short, long) else long - short}
+    data = {"short": short, "long": long, "delta": None if short is None or long is None else long - short}
     if short is None or long is None:
         return Outcome(FAIL, "no usage.prompt_tokens reported", ex, data)
     if long <= short:
@@ -162,9 +162,10 @@ def _ids_match(id_format: str):
                 wrong.append(f"{call_id!r} for {name}")
         if wrong:
             return failed(f"tool-call ids not in the format {id_format}: {', '.join(wrong)}", ex)
+        shown = ", ".join(map(str, ids))   # each id is a str here: it matched the pattern above
         if len(set(ids)) < len(ids):
-            return failed(f"tool-call ids repeat within one turn: {', '.join(ids)}", ex)
-        return passed(f"{len(ids)} id(s) in the format {id_format}: {', '.join(ids)}", ex)
+            return failed(f"tool-call ids repeat within one turn: {shown}", ex)
+        return passed(f"{len(ids)} id(s) in the format {id_format}: {shown}", ex)
     return judge
 
 

@@ -39,9 +39,9 @@ def _same_shape(exchanges: list[Exchange]) -> Outcome:
                            f"{'present' if streamed.usage else 'missing'}")
     elif tokens(plain, "prompt_tokens") != tokens(streamed, "prompt_tokens"):
         differences.append(f"prompt_tokens {tokens(plain, 'prompt_tokens')} vs {tokens(streamed, 'prompt_tokens')}")
-    if bool(plain.message.reasoning_content) != bool(streamed.message.reasoning_content):
+    if bool(plain.reply.reasoning_content) != bool(streamed.reply.reasoning_content):
         differences.append("reasoning_content in one mode only")
-    if bool(plain.message.content) != bool(streamed.message.content):
+    if bool(plain.reply.content) != bool(streamed.reply.content):
         differences.append("content in one mode only")
     if differences:
         return failed("non-streamed vs streamed: " + "; ".join(differences), streamed)

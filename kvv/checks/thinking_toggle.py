@@ -63,7 +63,7 @@ def _expects(thinking: bool):
         ex = exchanges[0]
         if problem := answer_problem(ex):
             return failed(problem, ex)
-        reasoning = ex.message.reasoning_content
+        reasoning = ex.reply.reasoning_content
         if thinking and not reasoning:
             return failed("thinking was on but the response has no reasoning_content", ex)
         if not thinking and reasoning:

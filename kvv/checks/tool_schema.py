@@ -151,9 +151,9 @@ def classify(ex: Exchange, validator: Draft202012Validator, mode: str, line: int
     function = function_of(calls[0])
     if function.get("name") != TOOL:
         return outcome(FAIL, "wrong-tool-name", f"called {function.get('name')!r}; the only tool is {TOOL!r}")
-    problem = arguments_problem(function.get("arguments"), validator)
-    if problem is not None:
-        kind, message, path = problem
+    invalid = arguments_problem(function.get("arguments"), validator)
+    if invalid is not None:
+        kind, message, path = invalid
         clamp = _clamped_name(json.loads(function["arguments"]), validator.schema) if kind == INVALID else None
         if clamp is not None:
             kind, message = CLAMPED, f"property name {clamp[0]!r} came back clamped to ASCII as {clamp[1]!r}; {message}"

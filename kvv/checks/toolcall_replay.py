@@ -296,7 +296,11 @@ def _summarize(records: list[dict[str, Any]], ctx: Context) -> Summary:
     valid = invalid = unknown = 0
     for record in records:
         data = record.get("data") or {}           # none only when kvv itself broke on the item
-        expected = data.get("reference_finish_reason") if reference is None else reference.get(data.get("data_index"))
+        if reference is None:
+            expected = data.get("reference_finish_reason")
+        else:
+            index = data.get("data_index")   # the reference is keyed by int: no index, no reference answer
+            expected = None if index is None else reference.get(index)
         vendor = data["finish_reason"] == TOOL_CALLS if "finish_reason" in data else None
         wanted = None if expected is None else expected == TOOL_CALLS
         if data.get("unusable"):

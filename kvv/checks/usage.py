@@ -42,6 +42,7 @@ def judge_usage(what: str):
         if problem:
             return failed(f"{what}: {problem}", ex)
         usage = ex.usage
+        assert usage is not None   # usage_problem found none, so the block is a dict
         return passed(f"{what}: usage ({ex.usage_location} level) {usage['prompt_tokens']} + "
                       f"{usage['completion_tokens']} = {usage['total_tokens']}", ex)
     return judge
