@@ -848,7 +848,7 @@ def datasets_list(cache_dir: str | None, verify: bool, as_json: bool) -> None:
     from .datasets import cache
 
     root = cache.cache_root(cache_dir)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for entry, manifest, problem in cache.entries(root):
         if manifest is None:
             rows.append({"path": str(entry), "status": f"unreadable: {problem}"})
@@ -925,7 +925,7 @@ def datasets_serve(host: str, port: int, expire_assets: str | None, rate_limit: 
         pass
 
 
-def _bytes(n: int) -> str:
+def _bytes(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
             return f"{n:,} {unit}" if unit == "B" else f"{n:,.1f} {unit}"

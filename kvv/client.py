@@ -27,7 +27,7 @@ import math
 import random
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from typing import Any, Callable
 
@@ -224,8 +224,8 @@ class Client:
         if self.request_deadline is not None:
             return self.request_deadline
         caps = [body.get(key) for key in ("max_tokens", "max_completion_tokens")]
-        caps = [c for c in caps if isinstance(c, int) and not isinstance(c, bool) and c > 0]
-        tokens = min(max(caps, default=DEADLINE_UNCAPPED_TOKENS), 10**7)  # 10**400 stays an int
+        positive = [c for c in caps if isinstance(c, int) and not isinstance(c, bool) and c > 0]
+        tokens = min(max(positive, default=DEADLINE_UNCAPPED_TOKENS), 10**7)  # 10**400 stays an int
         floor = max(DEADLINE_FLOOR_S, self.timeout)
         return min(floor + DEADLINE_PER_TOKEN_S * tokens, max(DEADLINE_CAP_S, floor))
 
@@ -304,7 +304,7 @@ class Client:
             _fail(exchange, exc.error, str(exc))
         return False
 
-    async def _read_body(self, response: httpx.Response, exchange: Exchange) -> bytes | None:
+    async def _read_body(self, response: httpx.Response, exchange: Exchange) -> bytearray | None:
         """The whole body, or None (and `bad_response`) once it passes the cap."""
         body = bytearray()
         try:
@@ -462,7 +462,7 @@ def retry_after_seconds(value: str, now: float) -> float | None:
         return None
 
 
-async def _decoded(response: httpx.Response) -> AsyncIterator[bytes]:
+async def _decoded(response: httpx.Response) -> AsyncGenerator[bytes, None]:
     """The body's bytes with its Content-Encoding undone, a bounded piece at a time
     (httpx's own decoding would hand over each read whole, however far it expands)."""
     decoder = BodyDecoder(response.headers.get("content-encoding", ""))
@@ -536,9 +536,10 @@ def _describe(exc: BaseException) -> str:
     # "All connection attempts failed" hides why; the operating system's error at the root says it.
     root = exc
     for _ in range(10):                 # a chain is short; a cycle must not hang us
-        if (root.__cause__ or root.__context__) is None:
+        parent = root.__cause__ or root.__context__
+        if parent is None:
             break
-        root = root.__cause__ or root.__context__
+        root = parent
     if root is not exc and isinstance(root, OSError) and str(root) not in text:
         text += f" ({type(root).__name__}: {root})"
     return text

@@ -25,6 +25,7 @@ class BodyDecoder:
         if len(names) > 1:
             raise DecodeError(f"Content-Encoding {content_encoding!r}: kvv decodes one encoding, not a chain")
         self.encoding = names[0] if names else ""
+        self._zlib: zlib._Decompress | None      # typeshed's name for what decompressobj() returns
         if self.encoding in ("gzip", "x-gzip"):
             self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
         elif self.encoding == "deflate":

@@ -104,7 +104,7 @@ class GitHub:
     def comments(self, repo: str, pr: int, max_pages: int = MAX_PAGES) -> list[dict]:
         """The PR's issue comments, oldest first, following `Link: rel="next"` pages."""
         repo, pr = validate(repo, pr)
-        url: str | None = f"{self.api_url}/repos/{repo}/issues/{pr}/comments?per_page={PER_PAGE}"
+        url = f"{self.api_url}/repos/{repo}/issues/{pr}/comments?per_page={PER_PAGE}"
         found: list[dict] = []
         for _ in range(max_pages):
             response = self._call("GET", url)
@@ -112,13 +112,14 @@ class GitHub:
             if not isinstance(page, list):
                 raise GitHubError(response.status_code, "expected a list of comments", "GET", self._path(url))
             found += [c for c in page if isinstance(c, dict)]
-            url = _next_link(response.headers.get("link", ""))
-            if url is None:
+            next_url = _next_link(response.headers.get("link", ""))
+            if next_url is None:
                 break
-            if (urlsplit(url).scheme, urlsplit(url).netloc.lower()) != self._origin:
+            if (urlsplit(next_url).scheme, urlsplit(next_url).netloc.lower()) != self._origin:
                 # The token goes only where the API is.
                 raise GitHubError(response.status_code, "the next page is on another host", "GET",
-                                  self._path(url))
+                                  self._path(next_url))
+            url = next_url
         return found
 
     def create_comment(self, repo: str, pr: int, body: str) -> dict:

@@ -14,10 +14,10 @@ import traceback
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 from . import __version__
-from .checks.base import Item, Outcome
+from .checks.base import Context, Item, Outcome
 from .client import Client
 from .config import JUDGE_API_KEY_ENV, Settings
 from .errors import ConfigError, KvvError
@@ -411,20 +411,21 @@ class _CheckRun:
     async def run(self) -> None:
         items = self.planned.items
         self.progress.check_started(self.planned.check.id, len(items))
-        if self.planned.check.settled is None:
+        settled = self.planned.check.settled
+        if settled is None:
             await asyncio.gather(*(self._item(i, item) for i, item in enumerate(items)))
         else:
-            await self._run_until_settled()
+            await self._run_until_settled(settled)
         self.duration = time.monotonic() - self.clock
         self.result = self.summary()        # while the journal is open for a crash's traceback
         self.progress.check_finished(self.planned.check.id, self.result)
 
-    async def _run_until_settled(self) -> None:
+    async def _run_until_settled(self, settled: Callable[[list[dict[str, Any]], Context], bool]) -> None:
         """Start items in plan order while the verdict is open; once it is settled, no more."""
-        check, tasks = self.planned.check, []
+        tasks = []
         for position, item in enumerate(self.planned.items):
             await self.semaphore.acquire()
-            if check.settled(self._prefix(), self.planned.context):
+            if settled(self._prefix(), self.planned.context):
                 self.semaphore.release()
                 self.stopped_early = True
                 break
@@ -562,8 +563,8 @@ class _CheckRun:
         self.finished[position] = result
         self.progress.item_finished(check_id, outcome.verdict, tokens)
 
-    def _evidence(self, item: Item, outcome: Outcome, from_reference: list[Exchange],
-                  from_judge: list[Exchange] = ()) -> dict[str, Any] | None:
+    def _evidence(self, item: Item, outcome: Outcome, from_reference: Sequence[Exchange],
+                  from_judge: Sequence[Exchange] = ()) -> dict[str, Any] | None:
         if outcome.verdict == PASS:
             return None
         ex = outcome.exchange
@@ -571,6 +572,7 @@ class _CheckRun:
         client = self.reference if any(ex is r for r in from_reference) else self.client
         if any(ex is j for j in from_judge):
             client = self.judge
+        assert client is not None       # an exchange came from the reference or the judge only if it is set
         return {
             "item": item.id,
             "message": outcome.message,

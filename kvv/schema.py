@@ -9,7 +9,6 @@ import os
 import stat
 from functools import lru_cache
 from importlib import resources
-from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
 import jsonschema
@@ -31,7 +30,7 @@ def schema(name: str) -> dict[str, Any]:
     return json.loads((resources.files("kvv") / "schemas" / name).read_text(encoding="utf-8"))
 
 
-def open_input(path: str | Path, source: str, max_bytes: int | None = None) -> BinaryIO:
+def open_input(path: str | os.PathLike[str], source: str, max_bytes: int | None = None) -> BinaryIO:
     """A user's file opened for reading bytes, refused unless it is a regular, readable file.
 
     Checked before opening: opening a FIFO blocks until a writer comes, and a device or
@@ -52,7 +51,7 @@ def open_input(path: str | Path, source: str, max_bytes: int | None = None) -> B
         raise ConfigError(f"cannot read: {exc.strerror or exc}", source=source) from None
 
 
-def read_input(path: str | Path, source: str, max_bytes: int | None = None) -> str:
+def read_input(path: str | os.PathLike[str], source: str, max_bytes: int | None = None) -> str:
     """The text of a user's file, refused unless it is a regular, readable UTF-8 text file.
     A leading UTF-8 BOM (as Windows editors write) is dropped."""
     with open_input(path, source, max_bytes) as file:
@@ -65,7 +64,7 @@ def read_input(path: str | Path, source: str, max_bytes: int | None = None) -> s
     return _text(raw, source, offset=0, where=None).removeprefix("\ufeff")
 
 
-def input_lines(path: str | Path, source: str) -> Iterator[tuple[int, str]]:
+def input_lines(path: str | os.PathLike[str], source: str) -> Iterator[tuple[int, str]]:
     """(1-based line number, text) of a user's UTF-8 file, read a line at a time so a big case
     file is never held whole. Lines split on "\n" only (U+2028 may sit raw inside a JSON
     string); the BOM of the first line is dropped."""

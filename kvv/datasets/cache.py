@@ -232,7 +232,7 @@ def _image(entry: Path, manifest: dict[str, Any], value: Any) -> Any:
 def entries(root: Path) -> list[tuple[Path, dict[str, Any] | None, str | None]]:
     """Every cached entry: (directory, manifest or None, problem or None); manifests are read,
     files not hashed (`read` does that)."""
-    out = []
+    out: list[tuple[Path, dict[str, Any] | None, str | None]] = []
     base = root / "datasets"
     if not base.is_dir():
         return out

@@ -161,8 +161,9 @@ def known_rows(spec: DatasetSpec, *, server: str | None = None,
 
 def pull_command(spec: DatasetSpec, server: str | None = None) -> str:
     """The `kvv datasets pull` line that caches this dataset."""
-    builtin = builtin_specs().get(spec.key or "")
-    words = ["kvv datasets pull --dataset", _quoted(spec.key if builtin else spec.id)]
+    key = spec.key or ""
+    builtin = builtin_specs().get(key)
+    words = ["kvv datasets pull --dataset", _quoted(key if builtin else spec.id)]
     if builtin is None or spec.config != builtin.config or spec.id != builtin.id:
         words += ["--config", _quoted(spec.config)]
     if builtin is None or spec.split != builtin.split or spec.id != builtin.id:

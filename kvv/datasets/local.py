@@ -113,7 +113,7 @@ def _image(cell: Any, base: Path, cap: int) -> Image:
             for k, v in (("width", width), ("height", height))}
     if is_data_url(cell):
         data, declared = decode_data_url(cell, cap)
-        return Image.from_bytes(data, declared, **size)
+        return Image.from_bytes(data, declared, width=size["width"], height=size["height"])
     return _file_image(cell, base, cap, size)
 
 
@@ -137,4 +137,4 @@ def _file_image(name: str, base: Path, cap: int, size: dict[str, int | None]) ->
     except OSError as exc:
         raise ValueError(f"image {name!r} cannot be read: {exc.strerror or exc}") from None
     declared = mimetypes.guess_type(path.name)[0]
-    return Image.from_bytes(data, declared, path=path, keep=False, **size)
+    return Image.from_bytes(data, declared, width=size["width"], height=size["height"], path=path, keep=False)

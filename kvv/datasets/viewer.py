@@ -239,12 +239,12 @@ class ViewerClient:
         tasks = [asyncio.create_task(self._cell(spec, state, index, name, store)) for index, name in cells]
         if tasks:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        failed = [t for t in tasks if t.done() and not t.cancelled() and t.exception() is not None]
+        failed = [exc for t in tasks if t.done() and not t.cancelled() and (exc := t.exception()) is not None]
         if failed:                    # the first bad image (in row order) is the error; the rest are stopped
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            raise failed[0].exception()
+            raise failed[0]
         done = {key: task.result() for key, task in zip(cells, tasks)}
         return [(index, {k: done.get((index, k), v) for k, v in row.items()}) for index, row in page.rows]
 

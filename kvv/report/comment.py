@@ -119,7 +119,7 @@ def digest(results: dict) -> dict:
     ids = [(c["id"], _LETTERS.get(c.get("verdict"), "e")) for c in results.get("checks", [])]
 
     def build(count: int) -> dict:
-        found = {"v": DIGEST_VERSION, "verdict": _LETTERS.get(results.get("verdict"), "e"),
+        found = {"v": DIGEST_VERSION, "verdict": _LETTERS.get(results.get("verdict", ""), "e"),
                  "checks": dict(ids[:count])}
         if count < len(ids):
             found["cut"] = True
@@ -164,7 +164,7 @@ def parse_digest(body: str | None) -> dict | None:
     if not isinstance(checks, dict) or not all(
             isinstance(k, str) and v in _VERDICTS for k, v in checks.items()):
         return None
-    return {"verdict": _VERDICTS.get(decoded.get("verdict"), ERROR),
+    return {"verdict": _VERDICTS.get(decoded.get("verdict", ""), ERROR),
             "checks": {k: _VERDICTS[v] for k, v in checks.items()},
             "cut": bool(decoded.get("cut"))}
 

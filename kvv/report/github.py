@@ -4,8 +4,7 @@ Pure functions that return the text to print, plus appenders for the runner's fi
 (`$GITHUB_OUTPUT`, `$GITHUB_STEP_SUMMARY`).
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: `annotations` below is this module's own function.
 import secrets
 from pathlib import Path
 from typing import Any, Mapping
@@ -116,8 +115,8 @@ def append_summary(path: str | Path, markdown: str, limit: int = SUMMARY_LIMIT) 
     if len(data) > budget:
         note = (f"\n\n> ✂️ **kvv:** the job summary was cut to fit GitHub's {limit // 1024} KiB "
                 "limit; the full report is `summary.md` in the output directory.\n")
-        kept = data[:max(0, budget - len(note.encode("utf-8")))]
-        kept = kept.decode("utf-8", errors="ignore").rpartition("\n")[0]
+        head = data[:max(0, budget - len(note.encode("utf-8")))]
+        kept = head.decode("utf-8", errors="ignore").rpartition("\n")[0]
         while True:
             fence = _open_fence(kept)
             data = (kept + (f"\n{fence}" if fence else "") + note).encode("utf-8")

@@ -72,7 +72,7 @@ def _reason(check: dict) -> str:
             why += f" (+{len(bad) - 1} more)"
     else:
         why = f"{check.get('verdict')}: {metric_text(check.get('metric'))}"
-    line = _clean(f"{MARKS.get(check.get('verdict'), '?')} {check['id']}: {why}")
+    line = _clean(f"{MARKS.get(check.get('verdict', ''), '?')} {check['id']}: {why}")
     return line if len(line) <= REASON_WIDTH else line[:REASON_WIDTH - 1] + "…"
 
 

@@ -90,7 +90,7 @@ class Replier:
             content = self._answer(history, text.split("Question:", 1)[1].strip())
         else:
             return None
-        reasoning = ()
+        reasoning: tuple[str, ...] = ()
         if thinking:
             rng = random.Random(f"{self.seed}:beam:{draw}")
             reasoning = prose(rng, rng.randint(10, 30))

@@ -44,7 +44,7 @@ import random
 import string
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from ..benchmarks import BENCHMARKS, Params, aime2025, mmmu_pro, ocrbench
 from .text import Answer, prose
@@ -106,7 +106,7 @@ def recognise(body: dict[str, Any]) -> Item | None:
     return Item(ocrbench.ID, _key(ocrbench.ID, text, images), text, images, ())
 
 
-def answer_key(rows: dict[str, Iterable[dict[str, Any]]]) -> dict[str, Gold]:
+def answer_key(rows: Mapping[str, Iterable[dict[str, Any]]]) -> dict[str, Gold]:
     """Item key -> gold, from dataset rows by benchmark id: {"ocrbench": [row, ...], ...}.
     The rows have the shape kvv.benchmarks reads (images as data URLs)."""
     key: dict[str, Gold] = {}

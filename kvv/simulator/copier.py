@@ -34,7 +34,7 @@ class Replier:
         text = copied_text(last_user_text(messages))
         if text is None:
             return None
-        reasoning = ()
+        reasoning: tuple[str, ...] = ()
         if thinking:
             rng = random.Random(f"{self.seed}:copier:{draw}")
             reasoning = prose(rng, rng.randint(*REASONING_TOKENS))

@@ -13,7 +13,7 @@ import math
 import re
 from functools import lru_cache
 from itertools import islice
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 from urllib.parse import unquote
 
 from jsonschema import Draft202012Validator
@@ -46,7 +46,7 @@ CANDIDATES_PER_SCHEMA = 24
 WORK_LIMIT = 20_000                       # candidate checks per schema before giving up
 LONGEST_STRING = 10_000                   # a longer minLength is out of a model's reach too
 FILLER = "abcdefghijklmnopqrstuvwxyz"
-PROBES = (None, True, 0, 0.5, -1, "", "kvv", [], [None], {}, {"kvv_unexpected": None})
+PROBES: tuple[object, ...] = (None, True, 0, 0.5, -1, "", "kvv", [], [None], {}, {"kvv_unexpected": None})
 BROKEN_SCHEMA = (UnknownType, Unresolvable, re.error, RecursionError)   # what validating against one raises
 
 
@@ -108,6 +108,7 @@ def _mutations(value: Any) -> Iterator[Any]:
     if isinstance(value, dict):
         for key in value:
             yield {k: v for k, v in value.items() if k != key}
+        wrong: object
         for key in value:
             for wrong in ("kvv", 0, None, []):
                 yield {**value, key: wrong}
@@ -360,7 +361,7 @@ def _strings(schema: dict[str, Any]) -> Iterator[str]:
         raise _Unsatisfiable
     if isinstance(schema.get("pattern"), str):
         yield from _pattern_strings(schema["pattern"], shortest)
-    example = FORMAT_EXAMPLES.get(schema.get("format"))
+    example = FORMAT_EXAMPLES.get(schema.get("format", ""))   # "" names no format: none given, no example
     if example is not None:
         yield example
     if shortest == 0:
@@ -401,7 +402,7 @@ def _anchor(schema: Any, name: str) -> Schema:
     if isinstance(schema, dict):
         if schema.get("$anchor") == name:
             return schema
-        children = schema.values()
+        children: Iterable[Any] = schema.values()
     elif isinstance(schema, list):
         children = schema
     else:

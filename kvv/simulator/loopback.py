@@ -14,6 +14,8 @@ from typing import Any
 
 class LoopbackServer(ThreadingHTTPServer):
     daemon_threads = True
+    # Bound to the (host, port) given, then getsockname()'s (host, port[, flowinfo, scope_id]): the host is a str.
+    server_address: tuple[str, int] | tuple[str, int, int, int]
 
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]):
         self._connections: set[socket.socket] = set()

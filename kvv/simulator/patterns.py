@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-from re import _constants as sre      # the parser's opcodes; `re` exposes no public parse tree
-from re import _parser
+# The parser's opcodes; `re` exposes no public parse tree, and typeshed has no stubs for these private modules.
+from re import _constants as sre  # type: ignore[attr-defined]
+from re import _parser  # type: ignore[attr-defined]
 from typing import Any
 
 # A character each class is sure to contain (a category inside or outside [...]).

@@ -320,6 +320,7 @@ class Simulator:
         scale = reasoning_scale(request.effort, self._effort_levels) if request.effort else 1
         choices = []
         cap = self.faults.get("truncate-output")
+        assert cap is None or isinstance(cap, int)      # a delta fault: resolve_faults made its value an int
         for index in range(body.get("n") or 1):
             written = self._benchmark_answer(request, key, index, scale)
             if written is None:
@@ -360,7 +361,9 @@ class Simulator:
         if "long-output-corrupt" not in self.faults:
             return full
         rng = random.Random(f"{self.seed}:long-output-corrupt:{key.body_digest}:{key.attempt}:{index}")
-        garbled = corrupted(full, self.faults["long-output-corrupt"], rng)
+        after = self.faults["long-output-corrupt"]
+        assert isinstance(after, int)                   # a delta fault: resolve_faults made its value an int
+        garbled = corrupted(full, after, rng)
         if garbled is None:
             return full
         self._injected("long-output-corrupt")
@@ -513,7 +516,9 @@ class Simulator:
         if fault not in self.faults:
             return None
         rng = fault_rng(self.seed, fault, key.body_digest, key.attempt)
-        return rng if rng.random() < self.faults[fault] else None
+        rate = self.faults[fault]
+        assert rate is not None         # a rate fault: resolve_faults gave it its default when none was given
+        return rng if rng.random() < rate else None
 
     def _injected(self, fault: str) -> None:
         with self._lock:

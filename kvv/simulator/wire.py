@@ -53,7 +53,9 @@ def usage(prompt: int, completion: int, faults: Mapping[str, FaultValue], *,
     reported_prompt = prompt
     if "usage-off" in faults:
         applied.append("usage-off")
-        reported_prompt = max(0, prompt + faults["usage-off"])
+        delta = faults["usage-off"]
+        assert isinstance(delta, int)               # a delta fault: resolve_faults made its value an int
+        reported_prompt = max(0, prompt + delta)
     return {"prompt_tokens": reported_prompt, "completion_tokens": completion,
             "total_tokens": prompt + completion}, applied
 
