@@ -253,7 +253,8 @@ def plan(simulate: bool, sim_fault: tuple[str, ...], sim_seed: int, **flags: Any
     if prompts:
         budget += f" and ≈ {sum(p.prompt_tokens or 0 for p in planned.checks):,} prompt tokens in long contexts"
     click.echo(f"\n{len(planned.checks)} checks, {sum(len(p.items) for p in planned.checks)} items, "
-               f"{planned.requests} requests (+ 2 for the probe before the suite, + up to {settings.max_retries} retries each on 429/5xx), "
+               f"{planned.requests} requests (+ 2 for the probe before the suite, "
+               f"+ up to {settings.max_retries} retries each on 429/5xx), "
                f"{budget}.")
     for check_id, why in planned.skipped.items():
         click.echo(f"not run: {check_id} ({why})")
@@ -864,7 +865,8 @@ def datasets_list(cache_dir: str | None, verify: bool, as_json: bool) -> None:
     if not rows:
         click.echo(f"nothing cached in {root}; fill it with `kvv datasets pull --suite bench`")
         return
-    headers = ["dataset", "config", "split", "rows", "images", "size", "fetched", "server"] + (["status"] if verify else [])
+    headers = (["dataset", "config", "split", "rows", "images", "size", "fetched", "server"]
+               + (["status"] if verify else []))
     table = [[r.get("dataset", r["path"]), r.get("config", ""), r.get("split", ""), r.get("rows", ""),
               r.get("images", ""), _bytes(r["size"]) if "size" in r else "", r.get("fetched", ""),
               r.get("server", r.get("status", ""))] + ([r.get("status", "")] if verify else []) for r in rows]
@@ -874,7 +876,8 @@ def datasets_list(cache_dir: str | None, verify: bool, as_json: bool) -> None:
 
 @datasets.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", default=8001, show_default=True, type=click.IntRange(0, 65535), help="Port; 0 picks a free one.")
+@click.option("--port", default=8001, show_default=True, type=click.IntRange(0, 65535),
+              help="Port; 0 picks a free one.")
 @click.option("--expire-assets", type=click.Choice(["once", "always"]),
               help="Refuse image URLs (403) until re-requested through /rows (once), or for ever.")
 @click.option("--rate-limit", default=0, type=click.IntRange(0), help="Answer the first N requests with 429.")

@@ -54,7 +54,8 @@ async def probe(client: Client, baseline: dict[str, Any], model: str) -> Probe:
         raise _auth(client, listing)
     found.simulator = identity.parse(listing.headers)
     if listing.ok and isinstance(listing.error_body, dict) and isinstance(listing.error_body.get("data"), list):
-        found.models = [m["id"] for m in listing.error_body["data"] if isinstance(m, dict) and isinstance(m.get("id"), str)]
+        found.models = [m["id"] for m in listing.error_body["data"]
+                        if isinstance(m, dict) and isinstance(m.get("id"), str)]
         if found.models and model not in found.models:
             found.notes.append(f"GET /models does not list {model!r} (it lists {', '.join(found.models[:8])}"
                                f"{' …' if len(found.models) > 8 else ''})")
@@ -69,7 +70,8 @@ async def probe(client: Client, baseline: dict[str, Any], model: str) -> Probe:
                                             f"{_path_hint(client.base_url, model)}")
     if answer.error in ("server_error", "rate_limit"):
         raise EndpointUnusable("unavailable", f"a plain request (no optional parameter) to {client.url} failed on "
-                                              f"every one of {answer.attempts} attempts ({answer.error}): {answer.error_detail}")
+                                              f"every one of {answer.attempts} attempts ({answer.error}): "
+                                              f"{answer.error_detail}")
     found.simulator = found.simulator or identity.parse(answer.headers)
     return found
 

@@ -741,7 +741,8 @@ def bernoulli_draw(accuracy: float) -> Callable[[int], Iterator[float]]:
     return draw
 
 
-def paired_draw(drift: float, discordance: float, accuracy: float = 0.5) -> Callable[[int], Iterator[tuple[float, float]]]:
+def paired_draw(drift: float, discordance: float,
+                accuracy: float = 0.5) -> Callable[[int], Iterator[tuple[float, float]]]:
     """(vendor, reference) right/wrong pairs: a share `discordance` of items disagree, split so
     that mean(vendor − reference) = drift (vendor-only right (d + drift)/2, reference-only right
     (d − drift)/2); agreeing items are both right with probability `accuracy` (irrelevant to

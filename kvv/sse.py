@@ -121,7 +121,7 @@ class StreamAssembler:
         try:
             chunk = json.loads(data)
         except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
-            raise BodyError("protocol", f"{where}: data is not JSON ({exc}): {data[:200]!r}")
+            raise BodyError("protocol", f"{where}: data is not JSON ({exc}): {data[:200]!r}") from exc
         if self.frames is not None and len(self.frames) < self._keep:
             self.frames.append(chunk)
         if not isinstance(chunk, dict):

@@ -63,7 +63,8 @@ def letters(row: dict[str, Any]) -> list[str]:
 
 def question_text(row: dict[str, Any]) -> str:
     """The text part of the request."""
-    listed = "\n".join(f"{letter}. {option}" for letter, option in zip(string.ascii_uppercase, options(row)))
+    lettered = zip(string.ascii_uppercase, options(row), strict=False)    # at most 26 options get a letter
+    listed = "\n".join(f"{letter}. {option}" for letter, option in lettered)
     return f"{text_field(row, 'question')}\n{listed}\n\n{INSTRUCTION}"
 
 
@@ -92,7 +93,7 @@ def score(row: dict[str, Any], answer_text: str | None) -> Score:
 
 def parse(response: str, choices: list[str], option_texts: list[str]) -> tuple[str | None, str]:
     """The letter an answer gives and the rule that found it; (None, "none") if no rule does."""
-    index2ans = dict(zip(choices, option_texts))
+    index2ans = dict(zip(choices, option_texts, strict=False))
     position = response.rfind(MARKER)
     if position != -1:
         tail = response[position + len(MARKER):].strip()

@@ -163,9 +163,10 @@ class Check:
     # runner plans it again once that is known.
     endpoint_sensitive: bool = False
     # Sequential checks: given the records of the items finished so far (in plan order, up to
-    # the first one still running; the list only grows), whether the verdict is settled. The runner then starts items in plan order and no more once it is; items in
-    # flight finish and count. Only for verdicts that stay valid however often they are looked
-    # at (anytime-valid tests), never for fixed-n bounds.
+    # the first one still running; the list only grows), whether the verdict is settled. The runner
+    # then starts items in plan order and no more once it is; items in flight finish and count.
+    # Only for verdicts that stay valid however often they are looked at (anytime-valid tests),
+    # never for fixed-n bounds.
     settled: Callable[[list[dict[str, Any]], Context], bool] | None = None
 
 

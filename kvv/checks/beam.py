@@ -230,7 +230,8 @@ def estimate(texts: list[str], ratio: float) -> int:
     return math.ceil(sum(len(t) for t in texts) / ratio)
 
 
-def truncate(history: list[dict[str, str]], question: str, budget: int, ratio: float) -> tuple[list[dict[str, str]], int]:
+def truncate(history: list[dict[str, str]], question: str, budget: int,
+             ratio: float) -> tuple[list[dict[str, str]], int]:
     """(the history upstream's rule keeps, how many messages it dropped): whole messages off the
     front until history and question fit `budget` tokens, then on to the first user turn."""
     sizes = [len(m["content"]) for m in history]
@@ -349,7 +350,8 @@ def build(ctx: Context) -> list[Item]:
     budget = context_tokens - params.max_tokens - SAFETY_TOKENS
     if budget <= 0:
         raise ConfigError(f"context-tokens {context_tokens} leaves no room for a prompt after max_tokens "
-                          f"{params.max_tokens} and {SAFETY_TOKENS} tokens of margin", path="checks.beam.context-tokens")
+                          f"{params.max_tokens} and {SAFETY_TOKENS} tokens of margin",
+                          path="checks.beam.context-tokens")
     judge = setting.get("judge") or {}
     judge_params = {"temperature": judge.get("temperature", 0.3), "max_tokens": judge.get("max-tokens", 16384)}
 

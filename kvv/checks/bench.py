@@ -37,8 +37,9 @@ PAIRED_TOLERANCE = 0.03         # the same items to both endpoints: item difficu
 BENCHMARKS = {"ocrbench": ("ocrbench", "ocrbench"), "mmmu-pro": ("mmmu-pro", "mmmu-pro"),
               "aime2025": ("aime2025", "aime2025")}
 # dataset: a local JSONL file (relative to the config); dataset-id/config/split: other viewer-API coordinates.
-OPTIONS = {"dataset": None, "dataset-id": "", "config": "", "split": "", "reference": 0.0, "reference-n": 0, "tolerance": 0.0, "max-items": 0,
-           "epochs": 0, "max-tokens": 0, "seed": 0}     # 0: the profile's (seed: the run's --seed)
+OPTIONS = {"dataset": None, "dataset-id": "", "config": "", "split": "", "reference": 0.0, "reference-n": 0,
+           "tolerance": 0.0, "max-items": 0, "epochs": 0, "max-tokens": 0,
+           "seed": 0}     # 0: the profile's (seed: the run's --seed)
 
 
 def _setting(ctx: Context, check_id: str) -> dict[str, Any]:
@@ -133,7 +134,8 @@ def _answer(module: Any, spec: Any, position: float, params: Params, ctx: Contex
             return Outcome(ERROR, _trouble(ex), ex, data)
         if data.get("no_answer"):       # refused, broken or empty: the vendor's defect, scored wrong
             return Outcome(FAIL, f"no answer: {data['no_answer']}", ex, data)
-        message = f"row {record.index} {'right' if ours else 'wrong'}: answered {data['parsed']!r}, gold {data['gold']!r}"
+        message = (f"row {record.index} {'right' if ours else 'wrong'}: answered {data['parsed']!r}, "
+                   f"gold {data['gold']!r}")
         if theirs is not None:
             message += f"; the reference was {'right' if theirs else 'wrong'}"
         return Outcome(PASS if ours else FAIL, message, ex, data)

@@ -291,7 +291,8 @@ def _wide_images_fail(single: list[dict[str, Any]], ctx: Context, rungs: int) ->
     if not failing or failing != widths[len(widths) - len(failing):] or len(failing) == len(widths):
         return None
     rates = {w: _rate([d for d in single if d["width"] == w]) for w in widths}
-    return failing[0], (f"images ≥ {failing[0]} px wide read worse (rate ≤ {verdicts[failing[0]][1]['betting_upper']:.2f} at "
+    upper = verdicts[failing[0]][1]['betting_upper']
+    return failing[0], (f"images ≥ {failing[0]} px wide read worse (rate ≤ {upper:.2f} at "
             f"{failing[0]} px; by width: {', '.join(f'{w} px {rates[w]:.2f}' for w in widths)}): wide images lose "
             f"resolution")
 

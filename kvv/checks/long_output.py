@@ -309,7 +309,8 @@ def _said(facts: dict[str, Any]) -> str:
     token = (f"token ≈ {at['token']}" if at.get("token") is not None
              else f"token ≈ {at['token_estimate']} by kvv's estimate")
     if kind == "truncated":
-        return f"truncated: a clean prefix ending at line {at['line']} char {at['char']} of {facts['lines']} ({token}), {tail}"
+        return (f"truncated: a clean prefix ending at line {at['line']} char {at['char']} of {facts['lines']} "
+                f"({token}), {tail}")
     return (f"corrupted: diverges at line {at['line']} char {at['char']} ({token}), "
             f"{facts['lines_right']:.1%} of lines right, {tail}")
 
@@ -322,8 +323,9 @@ def describe(records: list[dict[str, Any]], ctx: Context, broken: Rung | None) -
     datas = [r.get("data") or {} for r in records]
     # Where a divergence lies in the vendor's tokens: kvv's estimate times the vendor's tokens per
     # estimated token on exact copies without reasoning (1 if there is none).
-    ratios = [d["completion_tokens"] / d["estimated_tokens"] for d in datas if d.get("kind") == "exact"
-              and isinstance(d.get("completion_tokens"), int) and d.get("estimated_tokens") and not d.get("reasoning_chars")]
+    ratios = [d["completion_tokens"] / d["estimated_tokens"] for d in datas
+              if d.get("kind") == "exact" and isinstance(d.get("completion_tokens"), int)
+              and d.get("estimated_tokens") and not d.get("reasoning_chars")]
     scale = statistics.median(ratios) if ratios else 1.0
     per_rung: dict[str, dict[str, Any]] = {}
     for rung in rungs_of(ctx):
@@ -336,7 +338,8 @@ def describe(records: list[dict[str, Any]], ctx: Context, broken: Rung | None) -
             "median_divergence_token": round(statistics.median(corrupted)) if corrupted else None,
             "median_truncation_tokens": _median([d.get("completion_tokens") for d in ended]),
             "truncated_by": _tally(("cut" if d.get("cut") else d.get("finish_reason") or "none") for d in ended),
-            "median_lines_right": _median([d.get("lines_right") for d in mine if d.get("kind") in ("corrupted", "truncated")]),
+            "median_lines_right": _median([d.get("lines_right") for d in mine
+                                           if d.get("kind") in ("corrupted", "truncated")]),
         }
     details = {"kinds": per_rung, "copies": "; ".join(f"{label}: {_counted(row)}" for label, row in per_rung.items()),
                "tokens_per_estimated_token": round(scale, 3),
@@ -365,7 +368,8 @@ def _signature(datas: list[dict[str, Any]], scale: float) -> str:
         tokens = _median([d.get("completion_tokens") for d in truncated])
         at = f"≈ {_tokens(tokens)} tokens" if tokens is not None else "an unknown length"
         if len(by_length) * 2 >= len(truncated):
-            return f"outputs cut at {at} with finish_reason length ({len(truncated)} truncated): a gateway capping generation"
+            return (f"outputs cut at {at} with finish_reason length ({len(truncated)} truncated): "
+                    "a gateway capping generation")
         if len(cut) * 2 >= len(truncated):
             return f"streams cut at {at} without a finish ({len(cut)} cut): a proxy or timeout cutting long responses"
         return f"outputs end early at {at} with finish_reason stop ({len(truncated)} truncated)"

@@ -156,7 +156,7 @@ def _ids_match(id_format: str):
             return failed(f"no tool call with tool_choice \"required\" (finish_reason {ex.finish_reason})", ex)
         ids = [call.get("id") for call in calls]
         wrong = []
-        for call_id, call in zip(ids, calls):
+        for call_id, call in zip(ids, calls, strict=True):
             name = str((call.get("function") or {}).get("name"))
             if not (isinstance(call_id, str) and id_pattern(id_format, name).match(call_id)):
                 wrong.append(f"{call_id!r} for {name}")

@@ -60,7 +60,7 @@ def load_requests(path: str | None, builtin: str = BUILTIN_REQUESTS) -> list[tup
         if number != position:      # data_index 1..n must name every request
             raise ConfigError("blank line: data_index is the line number, so requests leave none out",
                               source=source, path=f"line {position}")
-        def bad(field: str, expected: str) -> ConfigError:
+        def bad(field: str, expected: str, number: int = number) -> ConfigError:
             return ConfigError(f"expected {expected}", source=source, path=f"line {number}: {field}")
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:

@@ -14,7 +14,8 @@ from .cache import cache_root
 from .errors import DatasetError
 from .images import Image
 from .load import Dataset, aload, is_offline, known_rows, load, pull_command
-from .specs import DatasetSpec, FieldSpec, Record, builtin_specs, find_spec, is_local_path, suite_specs, suites, validate_row
+from .specs import (DatasetSpec, FieldSpec, Record, builtin_specs, find_spec, is_local_path, suite_specs, suites,
+                    validate_row)
 from .viewer import DEFAULT_SERVER, ViewerClient, server_url
 
 __all__ = [

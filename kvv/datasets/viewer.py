@@ -245,7 +245,7 @@ class ViewerClient:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             raise failed[0]
-        done = {key: task.result() for key, task in zip(cells, tasks)}
+        done = {key: task.result() for key, task in zip(cells, tasks, strict=True)}
         return [(index, {k: done.get((index, k), v) for k, v in row.items()}) for index, row in page.rows]
 
     async def _cell(self, spec: DatasetSpec, state: _PageState, index: int, name: str,

@@ -219,7 +219,9 @@ def _finding(check: dict) -> str:
         return f"every item: {check['common_failure']}"
     bad = [i for i in check.get("items", []) if i.get("verdict") not in (None, PASS)]
     if bad:
-        return f"{len(bad)} of {check.get('n', len(bad))} items; first: {bad[0].get('id', '?')}: {bad[0].get('message', '')}"
+        first = bad[0]
+        return (f"{len(bad)} of {check.get('n', len(bad))} items; "
+                f"first: {first.get('id', '?')}: {first.get('message', '')}")
     return f"{check.get('passed', 0)}/{check.get('n', 0)} passed"
 
 
@@ -317,7 +319,8 @@ def _safe_url(url: str) -> bool:
 
 def _ordered(checks: list[dict]) -> list[dict]:
     """Worst first (a cut drops passing rows first), results order within a verdict."""
-    return sorted(checks, key=lambda c: -SEVERITY.index(c["verdict"]) if c.get("verdict") in SEVERITY else -len(SEVERITY))
+    return sorted(checks, key=lambda c: -SEVERITY.index(c["verdict"]) if c.get("verdict") in SEVERITY
+                  else -len(SEVERITY))
 
 
 def _join(sections: list[str]) -> str:

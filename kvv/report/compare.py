@@ -35,7 +35,7 @@ def comparison(documents: list[dict], sources: list[str] | None = None) -> dict[
     columns = _columns(documents)
     ran = set(columns)
     vendors = []
-    for name, results in zip(names, documents):
+    for name, results in zip(names, documents, strict=True):
         target = results.get("target", {})
         by_id = {c["id"]: c for c in results.get("checks", [])}
         reasons = {e["id"]: e.get("reason", "") for e in results.get("not_run", [])}
@@ -119,7 +119,7 @@ def check_profiles(documents: list[dict], sources: list[str] | None = None) -> N
     profiles = [str(d.get("target", {}).get("profile")) for d in documents]
     if len(set(profiles)) > 1:
         named = sources or vendor_names(documents)
-        listed = "; ".join(f"{n}: {p}" for n, p in zip(named, profiles))
+        listed = "; ".join(f"{n}: {p}" for n, p in zip(named, profiles, strict=False))
         raise ConfigError(f"the runs are of different profiles ({listed}); compare runs of one profile",
                           source="kvv compare")
 

@@ -115,7 +115,7 @@ class Replier:
         if not any(shared):
             return ABSTAIN
         if ORDER_QUESTION.search(question):
-            return "; ".join(turn for turn, n in zip(turns, shared) if n)
+            return "; ".join(turn for turn, n in zip(turns, shared, strict=True) if n)
         best = max(range(len(turns)), key=lambda k: (shared[k], k))
         return turns[best]
 

@@ -321,7 +321,7 @@ def _option_letters(text: str) -> tuple[str, ...]:
     lines = text[:-len("\n\n" + mmmu_pro.INSTRUCTION)].split("\n")
     for count in range(min(len(string.ascii_uppercase), len(lines) - 1), 0, -1):
         tail = lines[-count:]
-        if all(line.startswith(f"{letter}. ") for letter, line in zip(string.ascii_uppercase, tail)):
+        if all(line.startswith(f"{letter}. ") for letter, line in zip(string.ascii_uppercase, tail, strict=False)):
             return tuple(string.ascii_uppercase[:count])
     return tuple(string.ascii_uppercase[:10])
 

@@ -460,7 +460,8 @@ class DatasetsServer:
         if parts.path == "/rows":
             return self._rows(query)
         if parts.path == "/splits":
-            found = [{"dataset": d, "config": c, "split": s} for (d, c, s) in self.datasets if d == query.get("dataset")]
+            found = [{"dataset": d, "config": c, "split": s} for (d, c, s) in self.datasets
+                     if d == query.get("dataset")]
             return _json(200, {"splits": found, "pending": [], "failed": []}) if found else self._not_found()
         return _json(404, {"error": "Not found."})
 

@@ -130,7 +130,7 @@ def _gray(row: bytes, color: int) -> bytes:
     if color == 4:
         return row[0::2]          # gray + alpha: the gray (kvv's probe never sends transparency)
     step = CHANNELS[color]
-    return bytes((r + g + b) // 3 for r, g, b in zip(row[0::step], row[1::step], row[2::step]))
+    return bytes((r + g + b) // 3 for r, g, b in zip(row[0::step], row[1::step], row[2::step], strict=False))
 
 
 def image_of(url: str) -> Gray:
@@ -229,7 +229,7 @@ def _cells(grid: list[list[float]], x0: int, x1: int, y0: int, y1: int, f: Font)
 
 
 def _match(cells: list[float], f: Font) -> str:
-    ranked = sorted((sum(abs(v - (ch == "#")) for v, ch in zip(cells, "".join(rows))) / len(cells), char)
+    ranked = sorted((sum(abs(v - (ch == "#")) for v, ch in zip(cells, "".join(rows), strict=False)) / len(cells), char)
                     for char, rows in f.glyphs.items())
     (best, char), (_, runner_up) = ranked[0], ranked[1]
     return char if best <= MAX_DISTANCE else runner_up
