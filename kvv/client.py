@@ -336,13 +336,12 @@ class Client:
                         return False
                     for data in decoder.feed(chunk):
                         assembler.add(self._redactor.text(data))  # masked before a message cuts it
-                    if assembler.done:
+                    if assembler.done:     # the answer is whole; the rest of the body only frees the connection
+                        await self._read_after_done(pieces, decoder if keep else None, assembler, size, finish_by)
                         break
                 else:
                     for data in decoder.close():
                         assembler.add(self._redactor.text(data))
-                if assembler.done:
-                    await self._read_after_done(pieces, decoder if keep else None, assembler, size, finish_by)
             if not assembler.done:
                 detail = f"stream ended without [DONE] after {assembler.chunks} events"
                 _fail(exchange, "protocol", detail)

@@ -11,8 +11,7 @@ evaluated (a bare aiohttp loop). httpx2 and aiohttp are skipped when not install
 dependencies. Rounds are interleaved (round 1 of every row, then round 2, ...) so load from
 elsewhere on the machine falls on all rows alike; the table gives the median and the min-max
 spread, each row's median against the fastest target loop (bare httpx, bare httpx2) and against
-the alternative stack.
-The target: kvv >= 0.8x the fastest target loop at every setting.
+the alternative stack. The target: kvv >= 0.8x the fastest target loop at every setting.
 """
 
 from __future__ import annotations
